@@ -21,12 +21,12 @@ func init() {
 	commands = append(commands, newKeygenCmd, newGetpubCmd, newGetpubhashCmd, newGetprivCmd, newKeyinfoCmd)
 }
 
-// passwordEnv holds a key password for non-interactive use.
-const passwordEnv = "OTA_KEY_PASSWORD"
+// keyPasswordEnv holds a key password for non-interactive use.
+const keyPasswordEnv = "OTA_KEY_PASSWORD"
 
-// readPasswordFile returns the first line of path (a trailing newline, as
+// readKeyPasswordFile returns the first line of path (a trailing newline, as
 // `echo pw > file` leaves, is not part of the password).
-func readPasswordFile(path string) ([]byte, error) {
+func readKeyPasswordFile(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("password file: %w", err)
@@ -35,12 +35,12 @@ func readPasswordFile(path string) ([]byte, error) {
 	return bytes.TrimRight(line, "\r"), nil
 }
 
-// promptPassword reads a password from the terminal without echo; with
+// promptKeyPassword reads a password from the terminal without echo; with
 // confirm it asks twice, as imgtool's keygen -p does.
-func promptPassword(cmd *cobra.Command, confirm bool) ([]byte, error) {
+func promptKeyPassword(cmd *cobra.Command, confirm bool) ([]byte, error) {
 	fd := int(os.Stdin.Fd())
 	if !term.IsTerminal(fd) {
-		return nil, fmt.Errorf("a key password is needed and there is no terminal to ask: set %s or use --password-file", passwordEnv)
+		return nil, fmt.Errorf("a key password is needed and there is no terminal to ask: set %s or use --password-file", keyPasswordEnv)
 	}
 	for {
 		fmt.Fprint(cmd.ErrOrStderr(), "Enter key passphrase: ")
@@ -65,42 +65,42 @@ func promptPassword(cmd *cobra.Command, confirm bool) ([]byte, error) {
 	}
 }
 
-// keyPassword returns the password for an encrypted key: from
+// askKeyPassword returns the password for an encrypted key: from
 // --password-file if the command has it set, else $OTA_KEY_PASSWORD, else
 // the terminal.
-func keyPassword(cmd *cobra.Command, confirm bool) ([]byte, error) {
+func askKeyPassword(cmd *cobra.Command, confirm bool) ([]byte, error) {
 	if f := cmd.Flags().Lookup("password-file"); f != nil && f.Value.String() != "" {
-		return readPasswordFile(f.Value.String())
+		return readKeyPasswordFile(f.Value.String())
 	}
-	if pw, ok := os.LookupEnv(passwordEnv); ok {
+	if pw, ok := os.LookupEnv(keyPasswordEnv); ok {
 		return []byte(pw), nil
 	}
-	return promptPassword(cmd, confirm)
+	return promptKeyPassword(cmd, confirm)
 }
 
-// loadPrivateKey reads a private key file, asking for the password (see
-// keyPassword) only if the key is encrypted, as imgtool's load_key does.
-func loadPrivateKey(cmd *cobra.Command, path string) (crypto.PrivateKey, error) {
+// loadPrivateKeyPrompt reads a private key file, asking for the password (see
+// askKeyPassword) only if the key is encrypted, as imgtool's load_key does.
+func loadPrivateKeyPrompt(cmd *cobra.Command, path string) (crypto.PrivateKey, error) {
 	k, err := keys.LoadPrivate(path, nil)
 	if !errors.Is(err, keys.ErrPasswordRequired) {
 		return k, err
 	}
-	pw, err := keyPassword(cmd, false)
+	pw, err := askKeyPassword(cmd, false)
 	if err != nil {
 		return nil, err
 	}
 	return keys.LoadPrivate(path, pw)
 }
 
-// loadAnyKey reads a private key (asking for its password if it is
+// loadKeyAny reads a private key (asking for its password if it is
 // encrypted) or a public key from path.
-func loadAnyKey(cmd *cobra.Command, path string) (any, error) {
+func loadKeyAny(cmd *cobra.Command, path string) (any, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	if block, _ := pem.Decode(data); block != nil && strings.HasSuffix(block.Type, "PRIVATE KEY") {
-		return loadPrivateKey(cmd, path)
+		return loadPrivateKeyPrompt(cmd, path)
 	}
 	k, err := keys.ParsePublic(data)
 	if err != nil {
@@ -109,9 +109,9 @@ func loadAnyKey(cmd *cobra.Command, path string) (any, error) {
 	return k, nil
 }
 
-// loadPublicKey reads the public key of a public or private key file.
-func loadPublicKey(cmd *cobra.Command, path string) (crypto.PublicKey, error) {
-	k, err := loadAnyKey(cmd, path)
+// loadPublicKeyAny reads the public key of a public or private key file.
+func loadPublicKeyAny(cmd *cobra.Command, path string) (crypto.PublicKey, error) {
+	k, err := loadKeyAny(cmd, path)
 	if err != nil {
 		return nil, err
 	}
@@ -124,22 +124,22 @@ func loadPublicKey(cmd *cobra.Command, path string) (crypto.PublicKey, error) {
 	return k, nil
 }
 
-// openSigner opens a signing key file or pkcs11: URI for the signing
+// openSignerPrompt opens a signing key file or pkcs11: URI for the signing
 // commands, asking for a file key's password only if it is encrypted.
-func openSigner(cmd *cobra.Command, ref string) (keys.Signer, error) {
+func openSignerPrompt(cmd *cobra.Command, ref string) (keys.Signer, error) {
 	s, err := keys.Open(ref, nil)
 	if !errors.Is(err, keys.ErrPasswordRequired) {
 		return s, err
 	}
-	pw, err := keyPassword(cmd, false)
+	pw, err := askKeyPassword(cmd, false)
 	if err != nil {
 		return nil, err
 	}
 	return keys.Open(ref, pw)
 }
 
-// outputTo runs write against -o's file, or stdout when -o is empty.
-func outputTo(cmd *cobra.Command, path string, write func(io.Writer) error) error {
+// writeKeyOutput runs write against -o's file, or stdout when -o is empty.
+func writeKeyOutput(cmd *cobra.Command, path string, write func(io.Writer) error) error {
 	if path == "" {
 		return write(cmd.OutOrStdout())
 	}
@@ -156,9 +156,9 @@ func newKeygenCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "keygen -k FILE -t TYPE [-p]",
 		Short: "Generate a private key (PKCS#8 PEM, as imgtool keygen)",
-		Long: "Generate a private key of TYPE (" + typeList() + ") and write it as PKCS#8 PEM to a new file.\n" +
+		Long: "Generate a private key of TYPE (" + keyTypeList() + ") and write it as PKCS#8 PEM to a new file.\n" +
 			"With -p it is encrypted (PBES2: PBKDF2-HMAC-SHA256, AES-256-CBC) with a password from\n" +
-			"--password-file, $" + passwordEnv + " or the terminal. An existing file is never overwritten.",
+			"--password-file, $" + keyPasswordEnv + " or the terminal. An existing file is never overwritten.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := keys.ParseType(typ)
@@ -170,7 +170,7 @@ func newKeygenCmd() *cobra.Command {
 			}
 			var pw []byte
 			if password || pwFile != "" {
-				if pw, err = keyPassword(cmd, true); err != nil {
+				if pw, err = askKeyPassword(cmd, true); err != nil {
 					return err
 				}
 				if len(pw) == 0 {
@@ -186,7 +186,7 @@ func newKeygenCmd() *cobra.Command {
 	}
 	f := c.Flags()
 	f.StringVarP(&keyPath, "key", "k", "", "private key file to create (required)")
-	f.StringVarP(&typ, "type", "t", "", "key type: "+typeList()+" (required)")
+	f.StringVarP(&typ, "type", "t", "", "key type: "+keyTypeList()+" (required)")
 	f.BoolVarP(&password, "password", "p", false, "encrypt the key with a password")
 	f.StringVar(&pwFile, "password-file", "", "read the password from this file (implies -p)")
 	c.MarkFlagRequired("key")
@@ -194,7 +194,7 @@ func newKeygenCmd() *cobra.Command {
 	return c
 }
 
-func typeList() string {
+func keyTypeList() string {
 	var s []string
 	for _, t := range keys.Types() {
 		s = append(s, string(t))
@@ -222,11 +222,11 @@ func newGetpubCmd() *cobra.Command {
 			if enc == "" {
 				enc = string(keys.LangC)
 			}
-			pub, err := loadPublicKey(cmd, keyPath)
+			pub, err := loadPublicKeyAny(cmd, keyPath)
 			if err != nil {
 				return err
 			}
-			return outputTo(cmd, out, func(w io.Writer) error { return keys.WritePublic(w, pub, keys.Encoding(enc)) })
+			return writeKeyOutput(cmd, out, func(w io.Writer) error { return keys.WritePublic(w, pub, keys.Encoding(enc)) })
 		},
 	}
 	f := c.Flags()
@@ -246,11 +246,11 @@ func newGetpubhashCmd() *cobra.Command {
 		Short: "Print the SHA-256 of the public key (MCUboot's KEYHASH) as imgtool getpubhash does",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pub, err := loadPublicKey(cmd, keyPath)
+			pub, err := loadPublicKeyAny(cmd, keyPath)
 			if err != nil {
 				return err
 			}
-			return outputTo(cmd, out, func(w io.Writer) error { return keys.WritePublicHash(w, pub, keys.Encoding(enc)) })
+			return writeKeyOutput(cmd, out, func(w io.Writer) error { return keys.WritePublicHash(w, pub, keys.Encoding(enc)) })
 		},
 	}
 	f := c.Flags()
@@ -273,11 +273,11 @@ func newGetprivCmd() *cobra.Command {
 			if format != "" && format != string(keys.PKCS8) && format != string(keys.OpenSSL) {
 				return fmt.Errorf("--format %q: want pkcs8 or openssl", format)
 			}
-			priv, err := loadPrivateKey(cmd, keyPath)
+			priv, err := loadPrivateKeyPrompt(cmd, keyPath)
 			if err != nil {
 				return err
 			}
-			return outputTo(cmd, out, func(w io.Writer) error {
+			return writeKeyOutput(cmd, out, func(w io.Writer) error {
 				return keys.WritePrivateBytes(w, priv, keys.PrivateFormat(format), minimal, keys.Encoding(enc))
 			})
 		},
@@ -303,7 +303,7 @@ func newKeyinfoCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var k any
 			if keys.IsPKCS11URI(keyPath) {
-				s, err := openSigner(cmd, keyPath)
+				s, err := openSignerPrompt(cmd, keyPath)
 				if err != nil {
 					return err
 				}
@@ -311,7 +311,7 @@ func newKeyinfoCmd() *cobra.Command {
 				k = s
 			} else {
 				var err error
-				if k, err = loadAnyKey(cmd, keyPath); err != nil {
+				if k, err = loadKeyAny(cmd, keyPath); err != nil {
 					return err
 				}
 			}
