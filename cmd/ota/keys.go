@@ -125,10 +125,11 @@ func loadPublicKeyAny(cmd *cobra.Command, path string) (crypto.PublicKey, error)
 }
 
 // openSignerPrompt opens a signing key file or pkcs11: URI for the signing
-// commands, asking for a file key's password only if it is encrypted.
+// commands, asking for a file key's password only if it is encrypted (or
+// for a token's PIN if the URI gives none).
 func openSignerPrompt(cmd *cobra.Command, ref string) (keys.Signer, error) {
 	s, err := keys.Open(ref, nil)
-	if !errors.Is(err, keys.ErrPasswordRequired) {
+	if !errors.Is(err, keys.ErrPasswordRequired) && !errors.Is(err, keys.ErrPINRequired) {
 		return s, err
 	}
 	pw, err := askKeyPassword(cmd, false)
