@@ -11,6 +11,8 @@ need=(
   "xdelta3 xdelta3"
   "zstd zstd"
   "xz xz-utils"
+  "openssl openssl"
+  "softhsm2-util softhsm2"
 )
 
 missing=()
