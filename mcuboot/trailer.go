@@ -81,14 +81,14 @@ func BootMagic(maxAlign int, o binary.ByteOrder) [16]byte {
 
 // Trailer is what dumpinfo reports about the end of a padded image.
 type Trailer struct {
-	Magic    string // "good", "unset" (erased) or "bad"
-	MaxAlign int    // derived from the magic; 8 for the classic magic
-	SwapSize uint32
-	SwapInfo uint8
-	CopyDone uint8
-	ImageOK  uint8
+	Magic    string `json:"magic"`     // "good", "unset" (erased) or "bad"
+	MaxAlign int    `json:"max_align"` // derived from the magic; 8 for the classic magic
+	SwapSize uint32 `json:"swap_size"`
+	SwapInfo uint8  `json:"swap_info"`
+	CopyDone uint8  `json:"copy_done"`
+	ImageOK  uint8  `json:"image_ok"`
 	// Offset is where the flag fields start in the file.
-	Offset int64
+	Offset int64 `json:"offset"`
 }
 
 // parseTrailer reads the trailer fields from the last bytes of a slot
