@@ -7,6 +7,14 @@
  *   harness resume OLD PATCH OUT SEED WORKBYTES STOPBLOCK
  *       applies until STOPBLOCK blocks are done, throws the context away,
  *       and resumes from the checkpoint with a fresh one.
+ *   harness mutate OLD PATCH ITERATIONS SEED
+ *       applies ITERATIONS randomly damaged copies of PATCH (bit flips,
+ *       byte overwrites, truncation, cut-out and duplicated spans) in
+ *       memory, with random work buffer sizes; any crash or sanitizer report
+ *       is the failure. Prints how many copies were accepted and refused.
+ *   harness truncate OLD PATCH SEED
+ *       applies every proper prefix of PATCH; each must be refused
+ *       (exit 1 naming the first accepted prefix otherwise).
  *   harness ram
  *       prints sizeof(ota_delta_ctx).
  *
@@ -22,7 +30,7 @@
 typedef struct {
     const uint8_t *old;
     uint32_t old_len;
-    FILE *out;
+    FILE *out; /* NULL: discard the target */
     uint32_t next; /* next expected target offset */
 } dev;
 
@@ -46,7 +54,7 @@ static int wr(void *user, uint32_t off, const uint8_t *buf, uint32_t len)
                 (unsigned)len, (unsigned)d->next);
         abort();
     }
-    if (fseek(d->out, (long)off, SEEK_SET) != 0 || fwrite(buf, 1, len, d->out) != len)
+    if (d->out && (fseek(d->out, (long)off, SEEK_SET) != 0 || fwrite(buf, 1, len, d->out) != len))
         return -1;
     d->next += len;
     return 0;
@@ -113,6 +121,104 @@ static int feed_range(ota_delta_ctx *c, const uint8_t *patch, uint32_t from, uin
     return rc;
 }
 
+static int mutate(const uint8_t *old, uint32_t old_len, const uint8_t *patch, uint32_t patch_len,
+                  unsigned iters)
+{
+    unsigned it, accepted = 0, refused = 0;
+    uint8_t *buf = malloc((size_t)patch_len * 2 + 64);
+    for (it = 0; it < iters; it++) {
+        ota_delta_ctx ctx;
+        ota_delta_io io;
+        dev d;
+        uint32_t n = patch_len, k, blocks = 0, pos = 0, work_len;
+        unsigned nmut = 1 + next_rand() % 4, m;
+        uint8_t *work;
+        int rc;
+        memcpy(buf, patch, patch_len);
+        for (m = 0; m < nmut && n > 0; m++) {
+            uint32_t at = next_rand() % n;
+            switch (next_rand() % 6) {
+            case 0: buf[at] ^= (uint8_t)(1u << (next_rand() % 8)); break;
+            case 1: buf[at] = (uint8_t)next_rand(); break;
+            case 2: buf[at] = (next_rand() & 1) ? 0xff : 0x00; break;
+            case 3: n = at; break; /* truncate */
+            case 4: /* cut a span */
+                k = 1 + next_rand() % 64;
+                if (k > n - at)
+                    k = n - at;
+                memmove(buf + at, buf + at + k, n - at - k);
+                n -= k;
+                break;
+            default: /* duplicate a span */
+                k = 1 + next_rand() % 64;
+                if (k > n - at)
+                    k = n - at;
+                if (n + k <= patch_len * 2 + 64) {
+                    memmove(buf + at + k, buf + at, n - at);
+                    n += k;
+                }
+                break;
+            }
+        }
+        work_len = (next_rand() % 4) ? 4096 : next_rand() % 3000;
+        work = malloc(work_len ? work_len : 1);
+        d.old = old;
+        d.old_len = old_len;
+        d.out = NULL;
+        d.next = 0;
+        memset(&io, 0, sizeof io);
+        io.read_source = rd;
+        io.write_target = wr;
+        io.user = &d;
+        io.source_size = old_len;
+        io.verify_source = (int)(next_rand() & 1);
+        ota_delta_init(&ctx, &io, work, work_len);
+        rc = feed_range(&ctx, buf, 0, n, 0, &blocks, &pos);
+        if (rc >= 0)
+            rc = ota_delta_finish(&ctx);
+        if (rc == OTA_DELTA_OK)
+            accepted++;
+        else
+            refused++;
+        free(work);
+    }
+    free(buf);
+    printf("mutate: %u accepted, %u refused\n", accepted, refused);
+    return 0;
+}
+
+static int truncated(const uint8_t *old, uint32_t old_len, const uint8_t *patch, uint32_t patch_len)
+{
+    uint32_t n;
+    static uint8_t work[4096];
+    for (n = 0; n < patch_len; n++) {
+        ota_delta_ctx ctx;
+        ota_delta_io io;
+        dev d;
+        uint32_t blocks = 0, pos = 0;
+        int rc;
+        d.old = old;
+        d.old_len = old_len;
+        d.out = NULL;
+        d.next = 0;
+        memset(&io, 0, sizeof io);
+        io.read_source = rd;
+        io.write_target = wr;
+        io.user = &d;
+        io.source_size = old_len;
+        ota_delta_init(&ctx, &io, work, sizeof work);
+        rc = feed_range(&ctx, patch, 0, n, 0, &blocks, &pos);
+        if (rc >= 0)
+            rc = ota_delta_finish(&ctx);
+        if (rc >= 0) {
+            printf("error 0: prefix of %u bytes accepted\n", (unsigned)n);
+            return 1;
+        }
+    }
+    printf("truncate: %u prefixes refused\n", (unsigned)patch_len);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     ota_delta_ctx ctx;
@@ -125,6 +231,28 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "ram") == 0) {
         printf("%u\n", (unsigned)sizeof(ota_delta_ctx));
         return 0;
+    }
+    if (argc == 6 && strcmp(argv[1], "mutate") == 0) {
+        old = slurp(argv[2], &old_len);
+        patch = slurp(argv[3], &patch_len);
+        if (!old || !patch)
+            return 2;
+        rng = (uint32_t)strtoul(argv[5], NULL, 10) | 1u;
+        rc = mutate(old, old_len, patch, patch_len, (unsigned)strtoul(argv[4], NULL, 10));
+        free(old);
+        free(patch);
+        return rc;
+    }
+    if (argc == 5 && strcmp(argv[1], "truncate") == 0) {
+        old = slurp(argv[2], &old_len);
+        patch = slurp(argv[3], &patch_len);
+        if (!old || !patch)
+            return 2;
+        rng = (uint32_t)strtoul(argv[4], NULL, 10) | 1u;
+        rc = truncated(old, old_len, patch, patch_len);
+        free(old);
+        free(patch);
+        return rc;
     }
     if (argc < 7) {
         fprintf(stderr, "usage: harness apply|resume OLD PATCH OUT SEED WORKBYTES [verify-source|STOPBLOCK]\n");

@@ -100,9 +100,7 @@ func runHarness(t *testing.T, bin string, old, patch []byte, seed int64, args ..
 		work, args = strings.TrimPrefix(args[0], "work="), args[1:]
 	}
 	cmd := exec.Command(bin, append([]string{mode, oldPath, patchPath, outPath, strconv.FormatInt(seed, 10), work}, args...)...)
-	cmd.Env = append(os.Environ(),
-		"ASAN_OPTIONS=exitcode=99:detect_leaks=1",
-		"UBSAN_OPTIONS=halt_on_error=1:exitcode=98:print_stacktrace=1")
+	cmd.Env = sanitizerEnv()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -126,6 +124,14 @@ func runHarness(t *testing.T, bin string, old, patch []byte, seed int64, args ..
 		r.output = out
 	}
 	return r
+}
+
+// sanitizerEnv makes sanitizer findings exit with codes the tests tell apart
+// from the applier's own error exit (1).
+func sanitizerEnv() []string {
+	return append(os.Environ(),
+		"ASAN_OPTIONS=exitcode=99:detect_leaks=1",
+		"UBSAN_OPTIONS=halt_on_error=1:exitcode=98:print_stacktrace=1")
 }
 
 func mustApply(t *testing.T, bin string, old, new, patch []byte, seed int64, args ...string) {
@@ -208,7 +214,7 @@ func edgeCases() map[string][2][]byte {
 }
 
 func TestRefPatchEdgeCases(t *testing.T) {
-	plain, san := harnesses(t)
+	_, san := harnesses(t)
 	seed := int64(0)
 	for name, c := range edgeCases() {
 		for _, id := range codecs {
@@ -218,8 +224,7 @@ func TestRefPatchEdgeCases(t *testing.T) {
 					rp := refPatch{blockSize: bs, codec: id, rnd: rand.New(rand.NewSource(seed)), maxInstLen: 700, randomSP: seed%2 == 0}
 					patch := rp.make(c[0], c[1])
 					work := fmt.Sprintf("work=%d", 12*((len(c[1])+bs-1)/bs)+2048)
-					mustApply(t, plain, c[0], c[1], patch, seed, work, "verify-source")
-					mustApply(t, san, c[0], c[1], patch, seed+100, work)
+					mustApply(t, san, c[0], c[1], patch, seed, work, "verify-source")
 				})
 			}
 		}
