@@ -127,6 +127,16 @@ static uint32_t le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* Non-zero if the 32-byte digests differ (libc use is limited to memcpy and
+ * memset). */
+static int digest_differs(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    uint8_t d = 0;
+    while (n--)
+        d |= (uint8_t)(*a++ ^ *b++);
+    return d != 0;
+}
+
 static int fail(ota_delta_ctx *c, int rc)
 {
     c->err = rc;
@@ -360,7 +370,7 @@ static int finish_target(ota_delta_ctx *c)
     ota_sha256 s = c->sha;
     c->phase = PH_END;
     ota_sha256_final(&s, sum);
-    if (memcmp(sum, c->target_sha256, 32) != 0)
+    if (digest_differs(sum, c->target_sha256, 32) != 0)
         return fail(c, OTA_DELTA_E_TARGET_HASH);
     return OTA_DELTA_DONE;
 }
@@ -400,7 +410,7 @@ static int verify_source(ota_delta_ctx *c)
         off += n;
     }
     ota_sha256_final(&s, sum);
-    if (memcmp(sum, c->source_sha256, 32) != 0)
+    if (digest_differs(sum, c->source_sha256, 32) != 0)
         return fail(c, OTA_DELTA_E_SOURCE_HASH);
     return 0;
 }
@@ -411,7 +421,7 @@ static int apply_resume(ota_delta_ctx *c)
     const ota_delta_resume *r = &c->res;
     uint64_t off = c->table_end, want;
     uint32_t i;
-    if (memcmp(r->target_sha256, c->target_sha256, 32) != 0 || r->table_end != c->table_end ||
+    if (digest_differs(r->target_sha256, c->target_sha256, 32) != 0 || r->table_end != c->table_end ||
         r->next_block > c->nblocks)
         return fail(c, OTA_DELTA_E_RESUME);
     for (i = 0; i < r->next_block; i++)
