@@ -17,10 +17,14 @@ const (
 	HeatshrinkMinLookahead = 3
 	HeatshrinkMaxLookahead = 8
 
-	// Defaults used by the registered codec: a 2 KiB decoder window and
-	// matches of up to 17 bytes.
+	// HeatshrinkAutoLookahead asks the writer to pick the lookahead width
+	// (4..8 bits) that codes the stream's first block (up to 1 MiB) best.
+	HeatshrinkAutoLookahead = 0
+
+	// Defaults used by the registered codec: a 2 KiB decoder window and an
+	// automatic lookahead.
 	HeatshrinkDefaultWindow    = 11
-	HeatshrinkDefaultLookahead = 4
+	HeatshrinkDefaultLookahead = HeatshrinkAutoLookahead
 )
 
 // ErrCorrupt is returned (wrapped with the reason) when a compressed stream
@@ -70,15 +74,20 @@ func newHSParams(window, lookahead int) (hsParams, error) {
 func (p hsParams) header() byte { return byte(p.window<<4 | p.lookahead) }
 
 // NewHeatshrinkWriter returns a writer that compresses into w with a window of
-// 2^window bytes and a lookahead (longest match) field of lookahead bits. The
-// encoder buffers up to 1 MiB and chooses matches by a minimum-cost parse, so
-// it is meant for servers; the decoder is the cheap side.
+// 2^window bytes and a count field of lookahead bits, or
+// HeatshrinkAutoLookahead to let the writer choose. The encoder buffers up to
+// 1 MiB and chooses matches by a minimum-cost parse, so it is meant for
+// servers; the decoder is the cheap side.
 func NewHeatshrinkWriter(w io.Writer, window, lookahead int) (io.WriteCloser, error) {
+	auto := lookahead == HeatshrinkAutoLookahead
+	if auto {
+		lookahead = HeatshrinkMinLookahead + 1
+	}
 	p, err := newHSParams(window, lookahead)
 	if err != nil {
 		return nil, fmt.Errorf("codec: heatshrink window %d / lookahead %d bits out of range", window, lookahead)
 	}
-	return &hsWriter{p: p, w: w}, nil
+	return &hsWriter{p: p, w: w, auto: auto}, nil
 }
 
 const (
@@ -92,6 +101,7 @@ type hsWriter struct {
 	w       io.Writer
 	data    []byte // history (≤ maxDist bytes) followed by unparsed input
 	hist    int    // len of the history prefix of data
+	auto    bool   // choose the lookahead on the first block
 	wroteHd bool
 	closed  bool
 	err     error
@@ -151,36 +161,19 @@ func (z *hsWriter) putBits(v uint32, n uint) {
 
 // block encodes data[hist:end]; with last it also ends the stream.
 func (z *hsWriter) block(end int, last bool) {
-	p := z.p
-	if !z.wroteHd {
-		z.out = append(z.out, p.header())
-		z.wroteHd = true
-	}
 	data := z.data[:end]
 	start := z.hist
-	n := end - start
-	z.findMatches(data, start)
-	mlen, mdist := z.mlen[:n], z.mdist[:n]
-
-	// Backward minimum-cost parse: every reference costs refBits whatever
-	// its length, so any length from minMatch to the longest match is usable.
-	if cap(z.cost) < n+1 {
-		z.cost = make([]uint32, n+1)
-	}
-	cost := z.cost[:n+1]
-	cost[n] = 0
-	ref := uint32(p.refBits)
-	for i := n - 1; i >= 0; i-- {
-		best := 9 + cost[i+1]
-		bestLen := int32(0)
-		for l := int(mlen[i]); l >= p.minMatch; l-- {
-			if c := ref + cost[i+l]; c < best {
-				best, bestLen = c, int32(l)
-			}
+	if !z.wroteHd {
+		if z.auto {
+			z.chooseLookahead(data, start)
 		}
-		cost[i] = best
-		mlen[i] = bestLen
+		z.out = append(z.out, z.p.header())
+		z.wroteHd = true
 	}
+	p := z.p
+	n := end - start
+	z.parse(data, start)
+	mlen, mdist := z.mlen[:n], z.mdist[:n]
 	for i := 0; i < n; {
 		if l := int(mlen[i]); l > 0 {
 			z.putBits(0, 1)
@@ -211,6 +204,54 @@ func (z *hsWriter) block(end int, last bool) {
 	m := copy(z.data, z.data[end-keep:])
 	z.data = z.data[:m]
 	z.hist = keep
+}
+
+// chooseLookahead sets the lookahead width that codes the stream's first
+// block in the fewest bits. Runs of zeros in delta patches favour long
+// matches, code favours short count fields.
+func (z *hsWriter) chooseLookahead(data []byte, start int) {
+	best, bestBits := z.p, uint32(1<<32-1)
+	for l := HeatshrinkMinLookahead + 1; l <= HeatshrinkMaxLookahead && l < int(z.p.window); l++ {
+		p, err := newHSParams(int(z.p.window), l)
+		if err != nil {
+			continue
+		}
+		z.p = p
+		if bits := z.parse(data, start); bits < bestBits {
+			best, bestBits = p, bits
+		}
+	}
+	z.p = best
+}
+
+// parse chooses literals and references for data[start:] and returns their
+// cost in bits. Afterwards mlen[i] is the length of the reference starting
+// at start+i, 0 for a literal, and mdist[i] its distance.
+func (z *hsWriter) parse(data []byte, start int) uint32 {
+	p := z.p
+	n := len(data) - start
+	z.findMatches(data, start)
+	mlen := z.mlen[:n]
+	// Backward minimum-cost parse: every reference costs refBits whatever
+	// its length, so any length from minMatch to the longest match is usable.
+	if cap(z.cost) < n+1 {
+		z.cost = make([]uint32, n+1)
+	}
+	cost := z.cost[:n+1]
+	cost[n] = 0
+	ref := uint32(p.refBits)
+	for i := n - 1; i >= 0; i-- {
+		best := 9 + cost[i+1]
+		bestLen := int32(0)
+		for l := int(mlen[i]); l >= p.minMatch; l-- {
+			if c := ref + cost[i+l]; c < best {
+				best, bestLen = c, int32(l)
+			}
+		}
+		cost[i] = best
+		mlen[i] = bestLen
+	}
+	return cost[0]
 }
 
 // findMatches fills mlen/mdist for data[start:] with the longest match found
