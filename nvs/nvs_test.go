@@ -93,7 +93,7 @@ func matches(s *Store, m *model) error {
 }
 
 func newDev(t testing.TB, align int, erased byte) *flash.Device {
-	d, err := flash.New(flash.Geometry{Sectors: flash.Uniform(4, 512), Align: align, Erased: erased})
+	d, err := flash.New(flash.Geometry{Sectors: flash.Uniform(4, 1024), Align: align, Erased: erased})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestBasic(t *testing.T) {
 	if err := s.Put("", nil); !errors.Is(err, ErrKey) {
 		t.Fatal(err)
 	}
-	if err := s.Put("big", make([]byte, 600)); !errors.Is(err, ErrTooLarge) {
+	if err := s.Put("big", make([]byte, 1100)); !errors.Is(err, ErrTooLarge) {
 		t.Fatal(err)
 	}
 	s2, err := Mount(d, 0, d.Size())
@@ -172,9 +172,9 @@ func TestWearLevelling(t *testing.T) {
 // acknowledged write is there (the interrupted one may or may not be), that
 // the counter never goes backwards, and that the store keeps working.
 func TestPowerLoss(t *testing.T) {
-	n := 120
+	n := 250
 	if os.Getenv("OTA_LONG") != "" {
-		n = 400
+		n = 1000
 	}
 	ops := script(n)
 	cuts := 0
