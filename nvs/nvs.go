@@ -526,3 +526,23 @@ func (s *Store) Increment(key string) (uint64, error) {
 	}
 	return cur + 1, s.SetCounter(key, cur+1)
 }
+
+// SecurityCounter adapts one counter of a store to the boot loader's
+// anti-rollback counter (boot.Counter).
+type SecurityCounter struct {
+	Store *Store
+	Key   string
+}
+
+// SecurityCounter returns the stored value (0 if unset).
+func (c SecurityCounter) SecurityCounter() (uint32, error) {
+	v, err := c.Store.Counter(c.Key)
+	if v > 1<<32-1 {
+		return 0, fmt.Errorf("nvs: security counter %q out of range: %d", c.Key, v)
+	}
+	return uint32(v), err
+}
+
+// SetSecurityCounter raises the stored value; lowering fails with
+// ErrBackwards.
+func (c SecurityCounter) SetSecurityCounter(v uint32) error { return c.Store.SetCounter(c.Key, uint64(v)) }
