@@ -100,7 +100,9 @@ type rig struct {
 	cfg      Config
 }
 
-func newRig(t testing.TB, mode layout.Mode, align int, erased byte, key testKey) *rig {
+// newRig builds a configuration. The new image is as large as the mode
+// allows (in swap-scratch it reaches the trailer's sector) unless small.
+func newRig(t testing.TB, mode layout.Mode, align int, erased byte, key testKey, small ...bool) *rig {
 	r := &rig{t: t, mode: mode, m: testMap(align, erased), key: key}
 	r.cfg = Config{Mode: mode, MaxImgSectors: maxSectors, Keys: []crypto.PublicKey{key.pub}}
 	tr := NewTrailer(slotSecs*secSize, align, maxSectors, 0)
@@ -116,6 +118,9 @@ func newRig(t testing.TB, mode layout.Mode, align int, erased byte, key testKey)
 	case layout.SwapMove:
 		trailerSecs := (tr.TrailerSize() + secSize - 1) / secSize
 		newEnd = (slotSecs-trailerSecs-1)*secSize - 40
+	}
+	if len(small) > 0 && small[0] {
+		newEnd = 5000
 	}
 	r.old = signImage(t, key, "1.1.0", 1, 3000, 1)
 	r.new = signImage(t, key, "1.2.0", 2, newEnd, 2)

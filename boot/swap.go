@@ -162,6 +162,12 @@ func (l *Loader) readStatus() (*status, error) {
 		return nil, err
 	}
 	bs.swapType, bs.swapSize = st.SwapType, st.SwapSize
+	if !bs.fresh && bs.swapType != SwapTest && bs.swapType != SwapPerm && bs.swapType != SwapRevert {
+		// Progress without a swap type is a stale status left by a
+		// trailer erase that power cut short (MCUboot would panic): no
+		// swap that wrote this status is under way, so start afresh.
+		return &status{idx: 1, state: 1, op: opMove, fresh: true, source: src}, nil
+	}
 	return bs, nil
 }
 

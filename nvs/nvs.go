@@ -545,4 +545,6 @@ func (c SecurityCounter) SecurityCounter() (uint32, error) {
 
 // SetSecurityCounter raises the stored value; lowering fails with
 // ErrBackwards.
-func (c SecurityCounter) SetSecurityCounter(v uint32) error { return c.Store.SetCounter(c.Key, uint64(v)) }
+func (c SecurityCounter) SetSecurityCounter(v uint32) error {
+	return c.Store.SetCounter(c.Key, uint64(v))
+}
