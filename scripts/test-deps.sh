@@ -11,6 +11,8 @@ need=(
   "xdelta3 xdelta3"
   "zstd zstd"
   "xz xz-utils"
+  "openssl openssl"
+  "node nodejs"
 )
 
 missing=()
