@@ -36,6 +36,10 @@ type Options struct {
 	// Version overrides the version read from the image (required when the
 	// image header carries none).
 	Version *version.Version
+	// ImageSignature overrides images[0].signature; set it when Image is
+	// a package, whose header does not expose the MCUboot signature (see
+	// ImageSignature).
+	ImageSignature string
 
 	HardwareRevisions    []string
 	MinBootloaderVersion string
@@ -100,6 +104,9 @@ func New(o Options) (*Manifest, error) {
 			rel = *o.Version
 		}
 		im := Image{Slot: 0, Type: "application", Signature: info.signature}
+		if o.ImageSignature != "" {
+			im.Signature = o.ImageSignature
+		}
 		if im.File, im.Size, im.Hash, err = ref(o.Dir, o.Image); err != nil {
 			return nil, err
 		}
@@ -197,6 +204,25 @@ func readImageInfo(path string) (imageInfo, error) {
 		return imageInfo{version: h.Version}, nil
 	}
 	return imageInfo{}, nil
+}
+
+// ImageSignature returns the signature of the signed MCUboot image at path
+// in the manifest's images[].signature form: TLV name, colon, base64.
+func ImageSignature(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, 32)
+	if _, err := io.ReadFull(f, head); err != nil || binary.LittleEndian.Uint32(head) != mcubootMagic {
+		return "", fmt.Errorf("%s: not an MCUboot image", path)
+	}
+	s, err := mcubootSignature(f, head)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
 }
 
 // MCUboot TLV types that carry the image signature, and their names.

@@ -206,8 +206,12 @@ func Build(o Options) (*Result, error) {
 
 	// 4. Manifest.
 	progress("sign manifest")
+	imgSig, err := manifest.ImageSignature(p(signedName))
+	if err != nil {
+		return nil, err
+	}
 	m, err := manifest.New(manifest.Options{
-		Dir: tmp, Image: p(fullName), Patches: patches, BaseHashes: baseHashes,
+		Dir: tmp, Image: p(fullName), Patches: patches, BaseHashes: baseHashes, ImageSignature: imgSig,
 		HardwareRevisions: o.HardwareRevisions, MinBootloaderVersion: o.MinBootloaderVersion,
 		RequiredBaseVersion: o.RequiredBaseVersion, ReleaseNotes: o.ReleaseNotes,
 		Sequence: seq, Now: o.Now, Validity: o.Validity,
