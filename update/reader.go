@@ -182,7 +182,11 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		err = r.finish()
 	} else if err != nil {
-		err = fmt.Errorf("update: payload: %w", firstErr(err, r.stored))
+		if r.stored.err == nil && r.hdr.Encryption != EncryptNone {
+			err = fmt.Errorf("update: payload does not decompress (wrong key?): %w", err)
+		} else {
+			err = fmt.Errorf("update: payload: %w", firstErr(err, r.stored))
+		}
 	}
 	r.err = err
 	return n, err
@@ -205,6 +209,9 @@ func (r *Reader) finish() error {
 		return fmt.Errorf("%w: got %d bytes, header says %d", ErrSize, r.n, r.hdr.Size)
 	}
 	if !bytes.Equal(r.plain.Sum(nil), r.hdr.SHA256[:]) {
+		if r.hdr.Encryption != EncryptNone {
+			return fmt.Errorf("%w (wrong key?)", ErrDigest)
+		}
 		return ErrDigest
 	}
 	return io.EOF
