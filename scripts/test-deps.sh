@@ -14,6 +14,7 @@ need=(
   "openssl openssl"
   "softhsm2-util softhsm2"
   "/usr/share/python3-intelhex/hexinfo.py python3-intelhex"
+  "node nodejs"
 )
 
 missing=()
