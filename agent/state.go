@@ -28,19 +28,20 @@ const (
 // States lists every state in lifecycle order.
 var States = []State{Idle, Downloading, Verifying, Applying, PendingReboot, Testing, Confirmed, Reverting, Failed}
 
-// transitions is the table of legal moves. A state not listed as a source
-// has no way out other than those given here; self-transitions are only
-// legal where a state is re-entered on purpose (resuming a download).
+// transitions is the table of legal moves. Self-transitions and the step
+// back from APPLYING to VERIFYING exist only for resuming after a reset: a
+// download continues where it stopped, and an interrupted apply is redone
+// from a fresh verification of the downloaded artifact.
 var transitions = map[State][]State{
 	Idle:          {Downloading, Failed},
 	Downloading:   {Downloading, Verifying, Failed},
-	Verifying:     {Applying, Failed},
-	Applying:      {PendingReboot, Failed},
+	Verifying:     {Verifying, Applying, Failed},
+	Applying:      {PendingReboot, Failed, Verifying},
 	PendingReboot: {Testing, Reverting, Failed},
 	Testing:       {Confirmed, Reverting},
-	Confirmed:     {Idle, Downloading},
+	Confirmed:     {Idle, Downloading, Failed},
 	Reverting:     {Failed},
-	Failed:        {Idle, Downloading},
+	Failed:        {Idle, Downloading, Failed},
 }
 
 // ErrIllegalTransition is returned for a move that the lifecycle table does
