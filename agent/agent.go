@@ -171,6 +171,12 @@ func (a *Agent) fail(cause error) error {
 	return cause
 }
 
+// record moves to FAILED recording cause, an outcome rather than an error
+// of the call: it returns only a failure to persist.
+func (a *Agent) record(cause error) error {
+	return a.transition(Failed, func(r *Record) { r.Error = cause.Error() })
+}
+
 // status builds the updateStatus of the current record.
 func (a *Agent) status() Status {
 	st := Status{State: a.rec.State, Version: a.rec.Version}
@@ -295,7 +301,7 @@ func (a *Agent) start() error {
 		case boot.Pending:
 			// Not rebooted yet.
 		default:
-			return a.fail(fmt.Errorf("%w: the bootloader did not start %s; %s still runs", ErrImage, a.rec.Version, running.Version))
+			return a.record(fmt.Errorf("%w: the bootloader did not start %s; %s still runs", ErrImage, a.rec.Version, running.Version))
 		}
 	case Testing:
 		switch {
@@ -303,7 +309,7 @@ func (a *Agent) start() error {
 			if err := a.transition(Reverting, nil); err != nil {
 				return err
 			}
-			return a.fail(fmt.Errorf("reverted to %s: %s was reset before it was confirmed", running.Version, a.rec.Version))
+			return a.record(fmt.Errorf("reverted to %s: %s was reset before it was confirmed", running.Version, a.rec.Version))
 		case boot.Confirmed:
 			return a.confirm()
 		case !now.Before(a.rec.Deadline):
@@ -327,10 +333,10 @@ func (a *Agent) start() error {
 		if msg == "" {
 			msg = "rolled back"
 		}
-		return a.fail(fmt.Errorf("%s; %s runs again", msg, running.Version))
+		return a.record(fmt.Errorf("%s; %s runs again", msg, running.Version))
 	case Confirmed:
 		if !sameVersion(running.Version, a.rec.Version) {
-			return a.fail(fmt.Errorf("%s was reverted to %s before its confirmation was written", a.rec.Version, running.Version))
+			return a.record(fmt.Errorf("%s was reverted to %s before its confirmation was written", a.rec.Version, running.Version))
 		}
 		if !boot.Confirmed {
 			if err := a.cfg.Slots.Confirm(); err != nil {
@@ -426,11 +432,7 @@ func (a *Agent) rollback(cause error) error {
 		if err := a.cfg.Slots.Reset(); err != nil {
 			return err
 		}
-		err := a.start()
-		if a.rec.State == Failed {
-			return nil
-		}
-		return err
+		return a.start()
 	}
 	return fmt.Errorf("%w (state %s)", ErrNothingToRevert, a.rec.State)
 }
