@@ -184,15 +184,12 @@ func (a *Agent) status() Status {
 		st.Details.TotalBytes = art.Size
 		st.Details.BytesReceived = a.rec.Offset
 	}
-	if a.rec.State == Idle || a.rec.State == Failed {
-		st.Details.Error = a.rec.Error
-	}
 	st.Progress = progressOf(st.State, st.Details.BytesReceived, st.Details.TotalBytes)
 	if el := a.cfg.Clock.Now().Sub(a.speedStart).Seconds(); a.rec.State == Downloading && el > 0 {
-		st.Details.DownloadSpeed = float64(a.speedBytes) / el
+		st.Details.DownloadSpeed = int64(float64(a.speedBytes) / el)
 	}
 	if a.rec.State == Failed {
-		st.Details.Error = a.rec.Error
+		st.Error = a.rec.Error
 	}
 	return st
 }
@@ -207,7 +204,7 @@ func (a *Agent) report(toServer bool) {
 	if toServer && a.cfg.Server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := a.cfg.Server.Report(ctx, a.device(), st); err != nil {
+		if err := a.cfg.Server.Report(ctx, a.device(), a.rec.Deployment, st); err != nil {
 			a.cfg.Logger.Warn("ota report", "error", err)
 		}
 	}

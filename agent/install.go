@@ -71,6 +71,9 @@ func (a *Agent) Install(ctx context.Context, offer *Offer) (bool, error) {
 		}
 		return false, a.fail(err)
 	}
+	if offer.ArtifactURL != "" && (art.Name == offer.Artifact || art.URL == offer.Artifact) {
+		art.URL = offer.ArtifactURL
+	}
 	if art.URL, err = resolveURL(offer.BaseURL, art.URL); err != nil {
 		return false, a.fail(err)
 	}
@@ -80,6 +83,7 @@ func (a *Agent) Install(ctx context.Context, offer *Offer) (bool, error) {
 	if err := a.transition(Downloading, func(r *Record) {
 		r.Version, r.Previous, r.Artifact = rel.Version, running.Version, &art
 		r.Sequence = max(r.Sequence, rel.Sequence)
+		r.Deployment = offer.Deployment
 		r.Error = ""
 		if !resume {
 			r.Offset, r.ETag = 0, ""

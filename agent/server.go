@@ -23,6 +23,10 @@ type Offer struct {
 	// files (fleet servers pick the smallest one the device can use). The
 	// agent still takes size and digest from the verified manifest.
 	Artifact string
+	// ArtifactURL, when set, is where to download that artifact.
+	ArtifactURL string
+	// Deployment names the rollout, echoed in status reports.
+	Deployment string
 }
 
 // DownloadResponse is an open download.
@@ -47,7 +51,8 @@ type Server interface {
 	// server send the whole file instead if it changed (If-Range).
 	Download(ctx context.Context, url string, offset int64, etag string) (*DownloadResponse, error)
 	// Report sends a status update; the agent does not stop on its errors.
-	Report(ctx context.Context, dev Device, st Status) error
+	// deployment is the Offer's Deployment.
+	Report(ctx context.Context, dev Device, deployment string, st Status) error
 }
 
 // ErrServer is returned for an unexpected answer from the server.
@@ -123,7 +128,7 @@ func (s *HTTPServer) Download(ctx context.Context, u string, offset int64, etag 
 }
 
 // Report posts st as JSON to ReportURL, if set.
-func (s *HTTPServer) Report(ctx context.Context, dev Device, st Status) error {
+func (s *HTTPServer) Report(ctx context.Context, dev Device, deployment string, st Status) error {
 	if s.ReportURL == "" {
 		return nil
 	}

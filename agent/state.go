@@ -90,6 +90,9 @@ type Record struct {
 	// Sequence is the highest manifest sequence number accepted, so that a
 	// replayed or older manifest is refused.
 	Sequence uint64 `json:"sequence,omitempty"`
+	// Deployment is the server's name for the rollout this update belongs
+	// to, for status reports.
+	Deployment string `json:"deployment,omitempty"`
 	// Error says why the last attempt failed or was reverted.
 	Error string `json:"error,omitempty"`
 }

@@ -9,14 +9,15 @@ type Status struct {
 	Progress int     `json:"progress"` // percent of the current attempt, 0–100
 	Version  string  `json:"version,omitempty"`
 	Details  Details `json:"details"`
+	// Error says why an attempt failed or was reverted.
+	Error string `json:"error,omitempty"`
 }
 
 // Details carries the download figures of a Status.
 type Details struct {
-	BytesReceived int64   `json:"bytesReceived"`
-	TotalBytes    int64   `json:"totalBytes"`
-	DownloadSpeed float64 `json:"downloadSpeed"` // bytes per second
-	Error         string  `json:"error,omitempty"`
+	BytesReceived int64 `json:"bytesReceived"`
+	TotalBytes    int64 `json:"totalBytes"`
+	DownloadSpeed int64 `json:"downloadSpeed"` // bytes per second
 }
 
 // progressOf maps a state and the download position to a percentage: the
