@@ -246,16 +246,16 @@ func (a *Agent) Running() (ImageInfo, error) {
 	return a.running()
 }
 
-// sameVersion compares versions treating a missing build number as +0.
+// sameVersion compares versions as MCUboot does (major.minor.revision
+// and build), treating a missing build as +0; strings that are not
+// versions compare as text.
 func sameVersion(x, y string) bool {
-	norm := func(v string) string {
-		v = strings.TrimPrefix(strings.TrimSpace(v), "v")
-		if base, build, ok := strings.Cut(v, "+"); ok && strings.Trim(build, "0") == "" {
-			return base
-		}
-		return v
+	vx, okx := versionOrZero(x)
+	vy, oky := versionOrZero(y)
+	if okx && oky {
+		return vx.Compare(vy) == 0
 	}
-	return norm(x) == norm(y)
+	return strings.TrimSpace(x) == strings.TrimSpace(y)
 }
 
 func (a *Agent) partialPath() string { return filepath.Join(a.cfg.WorkDir, "download.part") }
