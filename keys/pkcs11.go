@@ -110,13 +110,18 @@ func OpenPKCS11(u *PKCS11URI, pin []byte) (*PKCS11Signer, error) {
 	if u.Object != "" {
 		label = []byte(u.Object)
 	}
-	key, err := ctx.FindKeyPair(u.ID, label)
-	if err == nil && key == nil {
+	found, err := ctx.FindKeyPairs(u.ID, label)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("keys: PKCS#11: %w", err)
+	case len(found) == 0:
 		err = fmt.Errorf("%w (object=%q id=%x)", ErrKeyNotFound, u.Object, u.ID)
+	case len(found) > 1:
+		err = fmt.Errorf("keys: PKCS#11: %d keys match object=%q id=%x; name one", len(found), u.Object, u.ID)
 	}
 	if err != nil {
 		ctx.Close()
-		return nil, fmt.Errorf("keys: PKCS#11: %w", err)
+		return nil, err
 	}
-	return &PKCS11Signer{ctx: ctx, key: key}, nil
+	return &PKCS11Signer{ctx: ctx, key: found[0]}, nil
 }
