@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"crypto"
 	"encoding/hex"
 	"fmt"
+	"github.com/otakit/otakit/mcuboot"
 	"io"
 	"strings"
 
@@ -131,4 +133,35 @@ func (p Packages) Unpack(pkg io.ReaderAt, size int64) (io.ReadCloser, Payload, e
 func versionOrZero(v string) (version.Version, bool) {
 	x, err := version.Parse(strings.TrimPrefix(strings.TrimSpace(v), "v"))
 	return x, err == nil
+}
+
+// MCUbootImages verifies MCUboot images (package mcuboot): structure, hash
+// and a signature by one of Keys. It is the agent's ImageVerifier. An image
+// without a SEC_CNT TLV has security counter 0.
+type MCUbootImages struct {
+	// Keys are the trusted image-signing keys; at least one is required.
+	Keys []crypto.PublicKey
+	// DecryptKey, when set, lets encrypted images be verified.
+	DecryptKey any
+}
+
+// VerifyImage parses the image at the start of r (a file or a whole slot,
+// limit bytes) and checks its hash and signature.
+func (m MCUbootImages) VerifyImage(r io.ReaderAt, limit int64) (ImageInfo, error) {
+	if len(m.Keys) == 0 {
+		return ImageInfo{}, fmt.Errorf("%w: no trusted image keys", mcuboot.ErrNoSignature)
+	}
+	img, err := mcuboot.Parse(r, limit)
+	if err != nil {
+		return ImageInfo{}, err
+	}
+	res, err := img.Verify(&mcuboot.VerifyOptions{Keys: m.Keys, DecryptKey: m.DecryptKey})
+	if err != nil {
+		return ImageInfo{}, err
+	}
+	if !res.Signed {
+		return ImageInfo{}, fmt.Errorf("%w: image is hash-only", mcuboot.ErrNoSignature)
+	}
+	sc, _ := img.SecurityCounter()
+	return ImageInfo{Version: img.Header.Version.String(), SecurityCounter: sc, Size: img.End()}, nil
 }
