@@ -19,11 +19,13 @@ func (a *Agent) CheckIn(ctx context.Context) (bool, error) {
 		return false, errors.New("agent: no server configured")
 	}
 	a.mu.Lock()
-	if _, err := a.running(); err != nil {
+	info, err := a.running()
+	if err != nil {
 		a.mu.Unlock()
 		return false, err
 	}
-	dev := a.device()
+	dev := a.cfg.Device
+	dev.Version = info.Version
 	a.mu.Unlock()
 	offer, err := a.cfg.Server.CheckIn(ctx, dev)
 	if err != nil || offer == nil {
@@ -62,6 +64,11 @@ func (a *Agent) Install(ctx context.Context, offer *Offer) (bool, error) {
 		return false, a.fail(err)
 	}
 	if sameVersion(rel.Version, running.Version) {
+		return false, nil
+	}
+	if a.rec.State == Failed && sameVersion(a.rec.Version, rel.Version) && rel.Sequence <= a.rec.Sequence {
+		// This release already failed here (refused, or reverted): do not
+		// loop on it; a newer manifest gets a new attempt.
 		return false, nil
 	}
 	art, err := a.choose(rel, offer, running.Version)

@@ -276,6 +276,17 @@ func lifecycleSuite(t *testing.T, newDevice func(k *realKit, running []byte) *re
 		if c, _ := d.slots.Counter(); c > 1 {
 			t.Errorf("counter %d raised by an unconfirmed image", c)
 		}
+		// The failed release is not retried in a loop; a newer manifest is.
+		if ok, err := a.CheckIn(context.Background()); ok || err != nil {
+			t.Errorf("CheckIn of the reverted release = %v, %v", ok, err)
+		}
+		man = k.publish("1.2.0", 3, k.sign("1.2.0", 2, k.imgKey), nil)
+		cs = k.fileServer(0)
+		a = d.boot(d.server(cs, man))
+		if ok, err := a.CheckIn(context.Background()); !ok || err != nil {
+			t.Errorf("CheckIn of the re-published release = %v, %v", ok, err)
+		}
+		wantState(t, a, PendingReboot)
 	})
 
 	t.Run("downgrade below the security counter is refused", func(t *testing.T) {
