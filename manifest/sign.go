@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"slices"
 )
 
 // Signature algorithm names, as they appear in signatures[].algorithm.
@@ -186,4 +187,21 @@ func (m *Manifest) Sign(signers ...crypto.Signer) error {
 		m.Signatures = append(m.Signatures, sig)
 	}
 	return nil
+}
+
+// SignedBy returns the ids of the keys in ks that made a valid signature
+// over the signed document data (a manifest or root), sorted.
+func SignedBy(data []byte, ks *KeySet) ([]string, error) {
+	d, err := parseDocument(data)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, s := range d.signatures {
+		if pub, ok := ks.Keys[s.KeyID]; ok && !slices.Contains(ids, s.KeyID) && verifyBytes(pub, d.signed, s) {
+			ids = append(ids, s.KeyID)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
 }

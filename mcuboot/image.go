@@ -215,10 +215,6 @@ func (img *Image) check() error {
 			if !t.Type.Known() && !t.Type.Vendor() {
 				return fmt.Errorf("%w 0x%02x at 0x%x in the %s", ErrUnknownTLV, uint16(t.Type), t.Offset, name)
 			}
-			if seen[t.Type] && t.Type != TLVDependency {
-				return fmt.Errorf("%w: second %v at 0x%x", ErrDuplicateTLV, t.Type, t.Offset)
-			}
-			seen[t.Type] = true
 			if t.Type.protectedOnly() && !protected {
 				return fmt.Errorf("%w: %v at 0x%x must be in the protected area", ErrMisplacedTLV, t.Type, t.Offset)
 			}
@@ -226,6 +222,10 @@ func (img *Image) check() error {
 				t.Type == TLVKeyHash || t.Type == TLVPubKey) {
 				return fmt.Errorf("%w: %v at 0x%x cannot be in the protected area", ErrMisplacedTLV, t.Type, t.Offset)
 			}
+			if seen[t.Type] && t.Type != TLVDependency {
+				return fmt.Errorf("%w: second %v at 0x%x", ErrDuplicateTLV, t.Type, t.Offset)
+			}
+			seen[t.Type] = true
 			if want := tlvFixedLen(t.Type); want > 0 && len(t.Value) != want {
 				return fmt.Errorf("%w: %v at 0x%x is %d bytes, want %d", ErrTLVValue, t.Type, t.Offset, len(t.Value), want)
 			}

@@ -13,6 +13,7 @@ need=(
   "xz xz-utils"
   "openssl openssl"
   "softhsm2-util softhsm2"
+  "node nodejs"
 )
 
 missing=()

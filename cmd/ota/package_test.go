@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// runOK runs ota and fails the test unless it exits 0.
-func runOTA(t *testing.T, want int, args ...string) string {
+// runOTAExpect runs ota and fails the test unless it exits with want.
+func runOTAExpect(t *testing.T, want int, args ...string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
 	if code := run(args, &out, &errb); code != want {
@@ -25,26 +25,26 @@ func TestPackageCLI(t *testing.T) {
 	os.WriteFile(p("app.bin"), data, 0o644)
 	os.WriteFile(p("key.bin"), []byte("00112233445566778899aabbccddeeff\n"), 0o600)
 
-	runOTA(t, 0, "package", "--type", "full", "--input", p("app.bin"), "--output", p("app.update"),
+	runOTAExpect(t, 0, "package", "--type", "full", "--input", p("app.bin"), "--output", p("app.update"),
 		"--version", "1.2.0+456", "--compression", "zstd", "--encrypt", "aes-128-ctr", "--key-file", p("key.bin"))
-	info := runOTA(t, 0, "package", "info", p("app.update"))
+	info := runOTAExpect(t, 0, "package", "info", p("app.update"))
 	for _, want := range []string{"version:       1.2.0+456", "encryption:    aes-128-ctr", "compression:   zstd", "stored check:  ok"} {
 		if !strings.Contains(info, want) {
 			t.Errorf("info lacks %q:\n%s", want, info)
 		}
 	}
-	runOTA(t, 0, "package", "unpack", p("app.update"), p("out.bin"), "--key-file", p("key.bin"))
+	runOTAExpect(t, 0, "package", "unpack", p("app.update"), p("out.bin"), "--key-file", p("key.bin"))
 	if got, _ := os.ReadFile(p("out.bin")); !bytes.Equal(got, data) {
 		t.Fatal("unpacked image differs")
 	}
-	runOTA(t, 2, "package", "unpack", p("app.update"), p("nokey.bin"))
+	runOTAExpect(t, 2, "package", "unpack", p("app.update"), p("nokey.bin"))
 
 	// Tampering: exit 1 and no output file.
 	pkg, _ := os.ReadFile(p("app.update"))
 	pkg[len(pkg)-3] ^= 1
 	os.WriteFile(p("bad.update"), pkg, 0o644)
-	runOTA(t, 1, "package", "info", p("bad.update"))
-	runOTA(t, 1, "package", "unpack", p("bad.update"), p("bad.bin"), "--key-file", p("key.bin"))
+	runOTAExpect(t, 1, "package", "info", p("bad.update"))
+	runOTAExpect(t, 1, "package", "unpack", p("bad.update"), p("bad.bin"), "--key-file", p("key.bin"))
 	if _, err := os.Stat(p("bad.bin")); !os.IsNotExist(err) {
 		t.Fatal("unpack of a tampered package left an output file")
 	}
@@ -54,15 +54,15 @@ func TestPackageCLI(t *testing.T) {
 	  "version":{"major":1,"minor":2,"patch":0,"build":456},"compression":"lzma",
 	  "encryption":{"algorithm":"aes-128-ctr","keyFile":"` + p("key.bin") + `"}}`
 	os.WriteFile(p("image.json"), []byte(cfg), 0o644)
-	runOTA(t, 0, "package", "--config", p("image.json"), "--base-version", "1.1.0")
-	info = runOTA(t, 0, "package", "info", "--json", p("cfg.update"))
+	runOTAExpect(t, 0, "package", "--config", p("image.json"), "--base-version", "1.1.0")
+	info = runOTAExpect(t, 0, "package", "info", "--json", p("cfg.update"))
 	for _, want := range []string{`"type": "delta"`, `"baseVersion": "1.1.0"`, `"compression": "lzma"`, `"version": "1.2.0+456"`} {
 		if !strings.Contains(info, want) {
 			t.Errorf("info --json lacks %q:\n%s", want, info)
 		}
 	}
 
-	runOTA(t, 2, "package", "--input", p("app.bin"), "--output", p("x.update"), "--version", "1.2.0", "--compression", "brotli")
-	runOTA(t, 2, "package", "--input", p("app.bin"), "--output", p("x.update"), "--version", "1.2.0", "--encrypt", "aes-128-ctr")
-	runOTA(t, 2, "package", "info", p("app.bin"))
+	runOTAExpect(t, 2, "package", "--input", p("app.bin"), "--output", p("x.update"), "--version", "1.2.0", "--compression", "brotli")
+	runOTAExpect(t, 2, "package", "--input", p("app.bin"), "--output", p("x.update"), "--version", "1.2.0", "--encrypt", "aes-128-ctr")
+	runOTAExpect(t, 2, "package", "info", p("app.bin"))
 }
