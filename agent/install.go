@@ -395,8 +395,15 @@ func (a *Agent) finish(running ImageInfo) error {
 	if err := a.apply(payload, running); err != nil {
 		return a.fail(err)
 	}
+	// PENDING_REBOOT is recorded before the slot is marked: a reset between
+	// the two finds an unmarked slot and ends in FAILED, never in an
+	// APPLYING state whose redo would overwrite the slot a trial boot
+	// reverts to.
 	if err := a.transition(PendingReboot, nil); err != nil {
 		return err
+	}
+	if err := a.cfg.Slots.MarkTest(); err != nil {
+		return a.fail(err)
 	}
 	os.Remove(a.partialPath())
 	return nil
@@ -496,7 +503,7 @@ func (a *Agent) checkImage(info ImageInfo) error {
 }
 
 // apply writes the payload into the secondary slot, then verifies the
-// slot's image and marks it for a test boot.
+// slot's image.
 func (a *Agent) apply(p payload, running ImageInfo) error {
 	src, err := os.Open(p.path)
 	if err != nil {
@@ -536,9 +543,6 @@ func (a *Agent) apply(p payload, running ImageInfo) error {
 		return fmt.Errorf("%w: secondary slot: %w", ErrImage, err)
 	}
 	if err := a.checkImage(info); err != nil {
-		return err
-	}
-	if err := a.cfg.Slots.MarkTest(); err != nil {
 		return err
 	}
 	os.Remove(a.payloadPath())
