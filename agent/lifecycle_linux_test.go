@@ -340,3 +340,43 @@ func TestLinuxCheckInOverFlakyHTTP(t *testing.T) {
 		t.Errorf("sequence %d not kept", a.Record().Sequence)
 	}
 }
+
+// The device loop installs, reboots and confirms a healthy update, and
+// lets an unhealthy one revert at its deadline.
+func TestLoop(t *testing.T) {
+	for _, healthy := range []bool{true, false} {
+		t.Run(fmt.Sprint("healthy=", healthy), func(t *testing.T) {
+			k := newRealKit(t)
+			d := k.linuxDevice(k.sign("1.1.0", 1, k.imgKey))
+			man := k.publish("1.2.0", 2, k.sign("1.2.0", 2, k.imgKey), nil)
+			cs := k.fileServer(0)
+			cfg := d.cfg
+			cfg.Server = d.server(cs, man)
+			a, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := &Loop{Agent: a, Healthy: func() bool { return healthy }}
+			done := make(chan error, 1)
+			go func() { done <- l.Run(context.Background(), true) }()
+			for {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, ver := Confirmed, "1.2.0"
+					if !healthy {
+						want, ver = Failed, "1.1.0"
+					}
+					wantState(t, a, want)
+					wantRunning(t, a, ver)
+					return
+				default:
+					d.clock.Advance(10 * time.Second) // time passes only when the test says
+					time.Sleep(time.Millisecond)
+				}
+			}
+		})
+	}
+}

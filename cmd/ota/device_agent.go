@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto"
 	"errors"
 	"fmt"
@@ -313,13 +312,15 @@ Progress is printed and reported to the server in the updateStatus shape.
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
-			sim := &simDevice{a: a, health: health == "pass", out: out}
-			return sim.run(ctx, func() time.Duration {
-				if fleet != nil && fleet.PollSeconds > 0 {
-					return time.Duration(fleet.PollSeconds) * time.Second
-				}
-				return poll
-			}, once)
+			loop := &agent.Loop{Agent: a, Log: out,
+				Healthy: func() bool { return health == "pass" },
+				Poll: func() time.Duration {
+					if fleet != nil && fleet.PollSeconds > 0 {
+						return time.Duration(fleet.PollSeconds) * time.Second
+					}
+					return poll
+				}}
+			return agentError(loop.Run(ctx, once))
 		},
 	}
 	f.register(cmd)
@@ -332,91 +333,4 @@ Progress is printed and reported to the server in the updateStatus shape.
 	cmd.Flags().DurationVar(&poll, "poll", 30*time.Second, "check-in interval when the server does not set one")
 	cmd.Flags().BoolVar(&once, "once", false, "stop after one check-in and update cycle")
 	return cmd
-}
-
-// simDevice is the main loop of a simulated device around its agent.
-type simDevice struct {
-	a      *agent.Agent
-	health bool
-	out    io.Writer
-}
-
-// settle finishes what a boot left in progress: a trial image is confirmed
-// when healthy, or left to revert at its deadline; a download resumes.
-func (s *simDevice) settle(ctx context.Context) error {
-	switch s.a.State() {
-	case agent.Downloading:
-		if err := s.a.Resume(ctx); err != nil {
-			return agentError(err)
-		}
-		return s.reboot(ctx)
-	case agent.PendingReboot:
-		return s.reboot(ctx)
-	case agent.Testing:
-		if s.health {
-			return s.a.Confirm(0)
-		}
-		deadline, _ := s.a.Deadline()
-		fmt.Fprintf(s.out, "health check failed: not confirming; reverting at %s\n", deadline.Format(time.RFC3339))
-		wctx, cancel := context.WithDeadline(ctx, deadline.Add(time.Second))
-		defer cancel()
-		for s.a.State() == agent.Testing {
-			if err := s.a.WatchDeadline(wctx); err != nil && wctx.Err() == nil {
-				return err
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if _, err := s.a.CheckDeadline(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// reboot simulates the reset after an install.
-func (s *simDevice) reboot(ctx context.Context) error {
-	fmt.Fprintln(s.out, "rebooting")
-	if err := s.a.Reboot(); err != nil {
-		return err
-	}
-	return s.settle(ctx)
-}
-
-func (s *simDevice) run(ctx context.Context, poll func() time.Duration, once bool) error {
-	if err := s.a.Start(); err != nil {
-		return err
-	}
-	if err := s.settle(ctx); err != nil {
-		return err
-	}
-	for {
-		ok, err := s.a.CheckIn(ctx)
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return nil
-		case err != nil:
-			fmt.Fprintf(s.out, "check-in: %v\n", err)
-			if once {
-				return agentError(err)
-			}
-		case ok:
-			if err := s.reboot(ctx); err != nil {
-				return err
-			}
-		}
-		info, ierr := s.a.Running()
-		if ierr == nil {
-			fmt.Fprintf(s.out, "state %s, running %s\n", s.a.State(), info.Version)
-		}
-		if once {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(poll()):
-		}
-	}
 }
