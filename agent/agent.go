@@ -59,6 +59,9 @@ type Config struct {
 	// (8 when zero); RetryDelay is the pause between them.
 	MaxRetries int
 	RetryDelay time.Duration
+	// StallTimeout cuts a download that receives nothing for this long, so
+	// that it is resumed on a fresh connection (60s when zero).
+	StallTimeout time.Duration
 	// CheckpointBytes is how often the download offset is persisted (64 KiB
 	// when zero).
 	CheckpointBytes int64
@@ -94,6 +97,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.MaxRetries <= 0 {
 		cfg.MaxRetries = 8
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = time.Minute
 	}
 	if cfg.CheckpointBytes <= 0 {
 		cfg.CheckpointBytes = 64 << 10

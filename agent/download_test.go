@@ -238,3 +238,68 @@ func TestDownloadRestartsWhenFileChanges(t *testing.T) {
 
 // quiet discards the agent's logs in tests.
 var quiet = slog.New(slog.DiscardHandler)
+
+// A server that stops sending without closing the connection is cut
+// after StallTimeout and the download resumes on a new connection.
+func TestDownloadResumesAfterStall(t *testing.T) {
+	data := randomBytes(11, 256<<10)
+	stalls := 2
+	var mu sync.Mutex
+	var ranges []string
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		stall := stalls > 0
+		stalls--
+		mu.Unlock()
+		w.Header().Set("ETag", `"v1"`)
+		if !stall {
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+			return
+		}
+		sw := &stallWriter{ResponseWriter: w, after: 40 << 10, release: release}
+		http.ServeContent(sw, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	defer srv.Close()
+	defer close(release) // before Close, which waits for the stalled handlers
+	cs := &cuttingServer{srv: srv}
+	a := downloadAgent(t, t.TempDir(), cs, "app.bin", data)
+	a.rec.Artifact.URL = srv.URL + "/app.bin"
+	a.cfg.StallTimeout = 50 * time.Millisecond
+	if err := a.download(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkPartial(t, a, data)
+	if len(ranges) < 3 || ranges[0] != "" {
+		t.Errorf("ranges requested: %q, want a first full request and resumes", ranges)
+	}
+	for _, r := range ranges[1:] {
+		if r == "" || r == "bytes=0-" {
+			t.Errorf("a resume restarted from zero: %q", ranges)
+		}
+	}
+}
+
+// stallWriter sends after bytes, then blocks until release.
+type stallWriter struct {
+	http.ResponseWriter
+	after   int
+	n       int
+	release chan struct{}
+}
+
+func (w *stallWriter) Write(p []byte) (int, error) {
+	if w.n+len(p) > w.after {
+		k := w.after - w.n
+		w.ResponseWriter.Write(p[:k])
+		http.NewResponseController(w.ResponseWriter).Flush()
+		select {
+		case <-w.release:
+		case <-time.After(10 * time.Second):
+		}
+		return k, http.ErrHandlerTimeout
+	}
+	w.n += len(p)
+	return w.ResponseWriter.Write(p)
+}

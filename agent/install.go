@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // CheckIn asks the server for an update and installs it up to
@@ -279,8 +280,14 @@ func (a *Agent) download(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		resp, err := a.fetch(ctx, off)
+		// A connection that stalls without closing is cut after
+		// StallTimeout without a byte, and resumed like a drop.
+		reqCtx, cancelReq := context.WithCancel(ctx)
+		stall := time.AfterFunc(a.cfg.StallTimeout, cancelReq)
+		resp, err := a.fetch(reqCtx, off)
 		if err != nil {
+			stall.Stop()
+			cancelReq()
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -289,6 +296,13 @@ func (a *Agent) download(ctx context.Context) error {
 			a.cfg.Logger.Warn("ota download", "offset", off, "error", err)
 			continue
 		}
+		body := resp.Body
+		resp.Body = closeFunc{body, func() error {
+			stall.Stop()
+			err := body.Close()
+			cancelReq()
+			return err
+		}}
 		if resp.Offset != off {
 			if resp.Offset != 0 {
 				resp.Body.Close()
@@ -315,7 +329,9 @@ func (a *Agent) download(ctx context.Context) error {
 		sinceCheckpoint := int64(0)
 		var rerr error
 		for {
+			stall.Reset(a.cfg.StallTimeout)
 			n, err := resp.Body.Read(buf)
+			stall.Stop() // local writes and checkpoints do not count as a stall
 			if n > 0 {
 				if art.Size > 0 && off+int64(n) > art.Size {
 					resp.Body.Close()
@@ -548,6 +564,14 @@ func (a *Agent) apply(p payload, running ImageInfo) error {
 	os.Remove(a.payloadPath())
 	return nil
 }
+
+// closeFunc is a reader with its own Close.
+type closeFunc struct {
+	io.Reader
+	close func() error
+}
+
+func (c closeFunc) Close() error { return c.close() }
 
 func writeFile(path string, r io.Reader) error {
 	f, err := os.Create(path)
