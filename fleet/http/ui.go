@@ -1,0 +1,3 @@
+package http
+import "net/http"
+func (s *Server) routeUI(mux *http.ServeMux) {}
