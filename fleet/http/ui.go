@@ -1,3 +1,5 @@
 package http
+
 import "net/http"
+
 func (s *Server) routeUI(mux *http.ServeMux) {}
