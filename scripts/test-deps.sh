@@ -11,6 +11,7 @@ need=(
   "xdelta3 xdelta3"
   "zstd zstd"
   "xz xz-utils"
+  "chromium chromium"
 )
 
 missing=()
