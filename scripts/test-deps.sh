@@ -13,6 +13,7 @@ need=(
   "xz xz-utils"
   "openssl openssl"
   "softhsm2-util softhsm2"
+  "/usr/share/python3-intelhex/hexinfo.py python3-intelhex"
 )
 
 missing=()
