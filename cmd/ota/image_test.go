@@ -324,3 +324,30 @@ func TestHexOutputFromBinary(t *testing.T) {
 		t.Fatalf("dumpinfo: %s", stdout)
 	}
 }
+
+// TestHexLayoutMatchesImgtool: the ECDSA hex vector cannot be byte-identical
+// (the signature is random), but every record except those holding the
+// signature TLV must be.
+func TestHexLayoutMatchesImgtool(t *testing.T) {
+	dir, _ := loadVectors(t)
+	out := filepath.Join(t.TempDir(), "img.hex")
+	code, _, stderr := runOTA(t, "sign", "--key", filepath.Join(dir, "keys", "ecdsa-p256.pem"), "--version", "3.3.262+2025",
+		"--header-size", "0x200", "--slot-size", "0x60000", "--pad-header", filepath.Join(dir, "inputs", "app-at-0x8020000.hex"), out)
+	if code != 0 {
+		t.Fatalf("sign: %d %s", code, stderr)
+	}
+	got, _ := os.ReadFile(out)
+	want, _ := os.ReadFile(filepath.Join(dir, "outputs", "ecdsa-p256-hex.hex"))
+	gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+	// The TLV area is at most 151 bytes: the signature sits in the last
+	// ten data records before the end-of-file record.
+	if len(gl) < 12 || len(wl) < 12 {
+		t.Fatalf("outputs too short: %d and %d lines", len(gl), len(wl))
+	}
+	if strings.Join(gl[:len(gl)-12], "\n") != strings.Join(wl[:len(wl)-12], "\n") {
+		t.Fatalf("hex records before the signature differ from imgtool's (line %d)", firstDiff([]byte(string(got)), want))
+	}
+	if gl[len(gl)-2] != ":00000001FF" {
+		t.Fatalf("no end-of-file record: %q", gl[len(gl)-2])
+	}
+}
