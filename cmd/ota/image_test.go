@@ -343,10 +343,11 @@ func TestHexLayoutMatchesImgtool(t *testing.T) {
 	// signature's) fills at most 11 records before the end-of-file record
 	// and the final empty line.
 	const tail = 14
-	if len(gl) != len(wl) || len(gl) < tail {
+	// A DER signature shorter by a few bytes may save the last record.
+	if d := len(gl) - len(wl); d < -1 || d > 1 || len(wl) < tail {
 		t.Fatalf("%d lines, imgtool wrote %d", len(gl), len(wl))
 	}
-	if strings.Join(gl[:len(gl)-tail], "\n") != strings.Join(wl[:len(wl)-tail], "\n") {
+	if strings.Join(gl[:len(wl)-tail], "\n") != strings.Join(wl[:len(wl)-tail], "\n") {
 		t.Fatalf("hex records before the signature differ from imgtool's (line %d)", firstDiff([]byte(string(got)), want))
 	}
 	if gl[len(gl)-2] != ":00000001FF" {
