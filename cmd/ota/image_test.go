@@ -354,3 +354,18 @@ func TestHexLayoutMatchesImgtool(t *testing.T) {
 		t.Fatalf("no end-of-file record: %q", gl[len(gl)-2])
 	}
 }
+
+// TestCreateAlias: "create" is imgtool's alias of "sign".
+func TestCreateAlias(t *testing.T) {
+	dir, _ := loadVectors(t)
+	out := filepath.Join(t.TempDir(), "hash-only.bin")
+	if code, _, stderr := runOTA(t, "create", "--version", "3.3.262+2025", "--header-size", "0x200", "--slot-size", "0x60000",
+		"--pad-header", filepath.Join(dir, "inputs", "app.bin"), out); code != 0 {
+		t.Fatalf("create: %d %s", code, stderr)
+	}
+	got, _ := os.ReadFile(out)
+	want, _ := os.ReadFile(filepath.Join(dir, "outputs", "hash-only.bin"))
+	if !bytes.Equal(got, want) {
+		t.Fatal("ota create differs from imgtool's hash-only vector")
+	}
+}
