@@ -468,7 +468,10 @@ func openImage(path string) (*mcuboot.Image, func(), error) {
 			return nil, nil, err
 		}
 		img, err := mcuboot.Parse(bytes.NewReader(data), int64(len(data)))
-		return img, func() {}, err
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return img, func() {}, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
