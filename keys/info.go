@@ -30,10 +30,10 @@ func Describe(key any) (Info, error) {
 	}
 	pub := key
 	private := false
-	switch key.(type) {
+	switch k := key.(type) {
 	case crypto.Signer:
 		private = true
-		pub = key.(crypto.Signer).Public()
+		pub = k.Public()
 	default:
 		if p, err := PublicOf(key); err == nil {
 			private = true

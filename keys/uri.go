@@ -45,7 +45,7 @@ func IsPKCS11URI(ref string) bool {
 // unknown or repeated attributes are errors, as the RFC says.
 func ParsePKCS11URI(s string) (*PKCS11URI, error) {
 	if !IsPKCS11URI(s) {
-		return nil, fmt.Errorf("%w: %q does not start with pkcs11:", ErrPKCS11URI, s)
+		return nil, fmt.Errorf("%w: %q does not start with \"pkcs11\"", ErrPKCS11URI, s)
 	}
 	rest := s[7:]
 	path, query, _ := strings.Cut(rest, "?")
