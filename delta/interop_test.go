@@ -88,3 +88,48 @@ func TestBsdiffOutputThroughApplier(t *testing.T) {
 		}
 	}
 }
+
+func TestVCDIFFThroughXdelta3(t *testing.T) {
+	xdelta3 := tool(t, "xdelta3")
+	dir := t.TempDir()
+	for _, p := range interopPairs(t) {
+		patch := CreateVCDIFF(p.old, p.new)
+		got, err := ApplyVCDIFF(p.old, patch)
+		if err != nil || !bytes.Equal(got, p.new) {
+			t.Fatalf("%s: own applier: %v", p.name, err)
+		}
+		o := writeTemp(t, dir, "old", p.old)
+		pp := writeTemp(t, dir, "patch", patch)
+		out := filepath.Join(dir, "new")
+		if b, err := exec.Command(xdelta3, "-d", "-f", "-s", o, pp, out).CombinedOutput(); err != nil {
+			t.Fatalf("%s: xdelta3 -d: %v\n%s", p.name, err, b)
+		}
+		if b, _ := os.ReadFile(out); !bytes.Equal(b, p.new) {
+			t.Fatalf("%s: xdelta3 result differs", p.name)
+		}
+	}
+}
+
+func TestXdelta3OutputThroughApplier(t *testing.T) {
+	xdelta3 := tool(t, "xdelta3")
+	dir := t.TempDir()
+	for _, p := range interopPairs(t) {
+		o := writeTemp(t, dir, "old", p.old)
+		n := writeTemp(t, dir, "new", p.new)
+		for _, flags := range [][]string{{"-e", "-9", "-S", "none"}, {"-e", "-0", "-S", "none", "-n"}} {
+			pp := filepath.Join(dir, "patch")
+			args := append(append([]string{}, flags...), "-f", "-s", o, n, pp)
+			if b, err := exec.Command(xdelta3, args...).CombinedOutput(); err != nil {
+				t.Fatalf("%s: xdelta3 %v: %v\n%s", p.name, flags, err, b)
+			}
+			patch, _ := os.ReadFile(pp)
+			got, err := ApplyVCDIFF(p.old, patch)
+			if err != nil {
+				t.Fatalf("%s %v: %v", p.name, flags, err)
+			}
+			if !bytes.Equal(got, p.new) {
+				t.Fatalf("%s %v: result differs", p.name, flags)
+			}
+		}
+	}
+}
