@@ -171,8 +171,8 @@ func CreateVCDIFF(old, new []byte) []byte {
 }
 
 type vcReader struct {
-	b   []byte
-	p   int
+	b    []byte
+	p    int
 	what string
 }
 
