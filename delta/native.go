@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 
 	"github.com/otakit/otakit/codec"
 )
@@ -126,7 +125,7 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 	var body bytes.Buffer
 	var ctrl, diff, lit, plain []byte
 	var tmp [binary.MaxVarintLen64]byte
-	maxDecoded := 0
+	maxDecoded, window := 0, 0
 	sp, oi, consumed := 0, 0, 0 // consumed: bytes of ops[oi] already emitted
 	for b := 0; b < nblocks; b++ {
 		start := b * bs
@@ -200,9 +199,17 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 			return nil, ErrTooLarge
 		}
 		table[b].PackedSize = uint32(body.Len() - before)
+		if c.ID() == codec.Heatshrink && body.Len() > before {
+			// The stream's first byte is W<<4|L; the decoder keeps 2^W bytes.
+			window = max(window, 1<<(body.Bytes()[before]>>4))
+		}
 	}
 	if layout == LayoutSplit {
 		h.ApplierRAM = uint32(maxDecoded)
+	} else {
+		// A streaming applier keeps the block table (it arrives before the
+		// blocks) and the codec's window.
+		h.ApplierRAM = uint32(tableEntryLen*nblocks + window)
 	}
 	out := h.appendTo(nil, table)
 	return append(out, body.Bytes()...), nil
@@ -229,4 +236,3 @@ func (h *Header) appendTo(b []byte, table []Block) []byte {
 	return b
 }
 
-var _ = io.EOF
