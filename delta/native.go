@@ -74,7 +74,8 @@ type Block struct {
 type Options struct {
 	// Layout of the instruction stream; LayoutSplit gives the smallest patches.
 	Layout Layout
-	// Codec compresses each block; nil means lzma.
+	// Codec compresses each block; nil picks whichever of lzma and zstd
+	// gives the smaller patch.
 	Codec codec.Codec
 	// BlockSize is the restart interval in target bytes; 0 means DefaultBlockSize.
 	BlockSize int
@@ -96,11 +97,15 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 	if len(opt.SourceVersion) > maxVersionLen || len(opt.TargetVersion) > maxVersionLen {
 		return nil, fmt.Errorf("%w: version strings are limited to %d bytes", ErrTooLarge, maxVersionLen)
 	}
-	c := opt.Codec
-	if c == nil {
-		var err error
-		if c, err = codec.Lookup("lzma"); err != nil {
-			return nil, err
+	cands := []codec.Codec{opt.Codec}
+	if opt.Codec == nil {
+		cands = nil
+		for _, name := range []string{"lzma", "zstd"} {
+			c, err := codec.Lookup(name)
+			if err != nil {
+				return nil, err
+			}
+			cands = append(cands, c)
 		}
 	}
 	if opt.Layout != LayoutStream && opt.Layout != LayoutSplit {
@@ -111,7 +116,17 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 		bs = DefaultBlockSize
 	}
 	ops := diffOps(old, new, defaultTuning)
-	return encodeNative(old, new, ops, opt.Layout, c, bs, opt.SourceVersion, opt.TargetVersion)
+	var best []byte
+	for _, c := range cands {
+		p, err := encodeNative(old, new, ops, opt.Layout, c, bs, opt.SourceVersion, opt.TargetVersion)
+		if err != nil {
+			return nil, err
+		}
+		if best == nil || len(p) < len(best) {
+			best = p
+		}
+	}
+	return best, nil
 }
 
 func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs int, sv, tv string) ([]byte, error) {
