@@ -250,4 +250,3 @@ func (h *Header) appendTo(b []byte, table []Block) []byte {
 	}
 	return b
 }
-
