@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/otakit/otakit/codec"
@@ -58,9 +59,14 @@ func TestNativeCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var total [2]int
+	var (
+		mu    sync.Mutex
+		total [2]int
+	)
+	t.Cleanup(func() { t.Logf("total: none %d B, heatshrink %d B", total[0], total[1]) })
 	for i, p := range testutil.CorpusPairs(t) {
 		t.Run(p.Name, func(t *testing.T) {
+			t.Parallel() // the diff dominates; use both cores
 			old, new := readPair(t, p)
 			patch, err := delta.Create(old, new, &delta.Options{Layout: delta.LayoutStream, Codec: none,
 				SourceVersion: "old", TargetVersion: "new"})
@@ -68,8 +74,10 @@ func TestNativeCorpus(t *testing.T) {
 				t.Fatal(err)
 			}
 			hs := transcode(t, patch)
+			mu.Lock()
 			total[0] += len(patch)
 			total[1] += len(hs)
+			mu.Unlock()
 			t.Logf("new %d B, patch none %d B, heatshrink %d B", len(new), len(patch), len(hs))
 			for j, pt := range [][]byte{patch, hs} {
 				mustApply(t, plain, old, new, pt, int64(10*i+j), "verify-source")
@@ -77,7 +85,6 @@ func TestNativeCorpus(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("total: none %d B, heatshrink %d B", total[0], total[1])
 }
 
 // TestNativeHeatshrinkDirect checks delta.Create's own heatshrink output
