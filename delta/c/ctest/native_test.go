@@ -80,10 +80,27 @@ func TestNativeCorpus(t *testing.T) {
 			mu.Unlock()
 			t.Logf("new %d B, patch none %d B, heatshrink %d B", len(new), len(patch), len(hs))
 			for j, pt := range [][]byte{patch, hs} {
+				goApply(t, old, new, pt)
 				mustApply(t, plain, old, new, pt, int64(10*i+j), "verify-source")
 				mustApply(t, san, old, new, pt, int64(10*i+j+5))
 			}
 		})
+	}
+}
+
+// goApply checks that the Go applier agrees with the C one.
+func goApply(t *testing.T, old, new, patch []byte) {
+	t.Helper()
+	pt, err := delta.Parse(patch)
+	if err != nil {
+		t.Fatalf("delta.Parse: %v", err)
+	}
+	var out bytes.Buffer
+	if err := pt.Apply(old, &out); err != nil {
+		t.Fatalf("Go apply: %v", err)
+	}
+	if !bytes.Equal(out.Bytes(), new) {
+		t.Fatal("Go apply: output differs from the target")
 	}
 }
 
@@ -106,6 +123,7 @@ func TestNativeHeatshrinkDirect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		goApply(t, old, new, patch)
 		mustApply(t, san, old, new, patch, 77)
 		done++
 	}
