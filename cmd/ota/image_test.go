@@ -2,7 +2,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +26,7 @@ type imgtoolVector struct {
 	DecryptKey *string  `json:"decrypt_key"`
 }
 
-func loadVectors(t *testing.T) (string, []imgtoolVector) {
+func loadVectors(t testing.TB) (string, []imgtoolVector) {
 	t.Helper()
 	dir := filepath.Join(testutil.SharedDir(t), "testdata", "imgtool")
 	data, err := os.ReadFile(filepath.Join(dir, "vectors.json"))
@@ -145,4 +150,204 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestImageExitCodes checks 0/1/2 and that failure messages name the cause.
+func TestImageExitCodes(t *testing.T) {
+	dir, _ := loadVectors(t)
+	key := func(n string) string { return filepath.Join(dir, "keys", n) }
+	tmp := t.TempDir()
+	img := filepath.Join(tmp, "img.bin")
+	if code, _, stderr := runOTA(t, "sign", "-k", key("ed25519.pem"), "-v", "1.2.3", "-H", "0x200", "--pad-header",
+		"-S", "0x60000", filepath.Join(dir, "inputs", "app-small.bin"), img); code != 0 {
+		t.Fatalf("sign: %d %s", code, stderr)
+	}
+	data, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := filepath.Join(tmp, "flipped.bin")
+	bad := bytes.Clone(data)
+	bad[0x300] ^= 0x10
+	os.WriteFile(flipped, bad, 0o644)
+	truncated := filepath.Join(tmp, "truncated.bin")
+	os.WriteFile(truncated, data[:0x100], 0o644)
+
+	cases := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"good", []string{"verify", "-k", key("ed25519.pub.pem"), img}, 0, ""},
+		{"payload flipped", []string{"verify", "-k", key("ed25519.pub.pem"), flipped}, 1, "hash mismatch"},
+		{"wrong key", []string{"verify", "-k", key("ecdsa-p256.pub.pem"), img}, 1, "different key"},
+		{"truncated", []string{"verify", truncated}, 1, "truncated"},
+		{"missing image", []string{"verify", filepath.Join(tmp, "nope.bin")}, 2, "no such file"},
+		{"missing key file", []string{"verify", "-k", filepath.Join(tmp, "nokey.pem"), img}, 2, "no such file"},
+		{"sign without version", []string{"sign", "-H", "0x200", "-S", "0x1000", img, filepath.Join(tmp, "x.bin")}, 2, "required"},
+		{"sign bad version", []string{"sign", "-v", "1.x", "-H", "0x200", "-S", "0x1000", img, filepath.Join(tmp, "x.bin")}, 2, "invalid version"},
+		{"sign slot overflow", []string{"sign", "-v", "1", "-H", "0x200", "--pad-header", "-S", "0x400", img, filepath.Join(tmp, "x.bin")}, 2, "exceed"},
+		{"decrypt plain image", []string{"decrypt", "-k", key("ecdsa-p256.pem"), img, filepath.Join(tmp, "y.bin")}, 2, "not encrypted"},
+		{"dumpinfo garbage", []string{"dumpinfo", key("ed25519.pem")}, 2, "magic"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := runOTA(t, c.args...)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d: %s%s", code, c.code, stdout, stderr)
+			}
+			if !strings.Contains(strings.ToLower(stderr), c.msg) {
+				t.Fatalf("stderr %q does not mention %q", stderr, c.msg)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "x.bin")); err == nil {
+		t.Fatal("a failed sign left its output behind")
+	}
+}
+
+func TestDecryptKeyErrors(t *testing.T) {
+	dir, _ := loadVectors(t)
+	enc := filepath.Join(dir, "outputs", "enc-ec256.bin")
+	out := filepath.Join(t.TempDir(), "plain.bin")
+	code, _, stderr := runOTA(t, "decrypt", "-k", filepath.Join(dir, "keys", "x25519.pem"), enc, out)
+	if code != 2 || !strings.Contains(stderr, "ENC_EC256") {
+		t.Fatalf("x25519 key on ENC_EC256: exit %d %s", code, stderr)
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	other := filepath.Join(t.TempDir(), "other.pem")
+	os.WriteFile(other, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	code, _, stderr = runOTA(t, "decrypt", "-k", other, enc, out)
+	if code != 1 || !strings.Contains(stderr, "HMAC") {
+		t.Fatalf("wrong P-256 key: exit %d %s", code, stderr)
+	}
+	code, _, stderr = runOTA(t, "verify", "-k", filepath.Join(dir, "keys", "ecdsa-p256.pub.pem"), "--decrypt-key", other, enc)
+	if code != 1 || !strings.Contains(stderr, "decrypt") {
+		t.Fatalf("verify with wrong decryption key: exit %d %s", code, stderr)
+	}
+	code, _, stderr = runOTA(t, "verify", "-k", filepath.Join(dir, "keys", "ecdsa-p256.pub.pem"), enc)
+	if code != 1 || !strings.Contains(stderr, "encrypted") {
+		t.Fatalf("verify encrypted without decryption key: exit %d %s", code, stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("failed decrypt left its output behind")
+	}
+}
+
+// TestExternalSigningCLI: --vector-to-sign digest, sign it outside,
+// --fix-sig gives the same image as signing directly; --sig-out writes the
+// signature.
+func TestExternalSigningCLI(t *testing.T) {
+	dir, _ := loadVectors(t)
+	tmp := t.TempDir()
+	in := filepath.Join(dir, "inputs", "app.bin")
+	base := []string{"sign", "-v", "3.3.262+2025", "-H", "0x200", "-S", "0x60000", "--pad-header"}
+	direct, digest, sigFile, fixed := filepath.Join(tmp, "direct.bin"), filepath.Join(tmp, "digest.bin"), filepath.Join(tmp, "sig.b64"), filepath.Join(tmp, "fixed.bin")
+	steps := [][]string{
+		append(append([]string{}, base...), "-k", filepath.Join(dir, "keys", "ed25519.pem"), "--sig-out", sigFile, in, direct),
+		append(append([]string{}, base...), "--fix-sig-pubkey", filepath.Join(dir, "keys", "ed25519.pub.pem"), "--vector-to-sign", "digest", in, digest),
+		append(append([]string{}, base...), "--fix-sig", sigFile, "--fix-sig-pubkey", filepath.Join(dir, "keys", "ed25519.pub.pem"), in, fixed),
+	}
+	for _, s := range steps {
+		if code, _, stderr := runOTA(t, s...); code != 0 {
+			t.Fatalf("ota %v: %d %s", s, code, stderr)
+		}
+	}
+	a, _ := os.ReadFile(direct)
+	b, _ := os.ReadFile(fixed)
+	if !bytes.Equal(a, b) {
+		t.Fatal("--fix-sig image differs from the directly signed one")
+	}
+	d, _ := os.ReadFile(digest)
+	if len(d) != 32 {
+		t.Fatalf("digest vector is %d bytes", len(d))
+	}
+}
+
+func TestDumpinfoJSON(t *testing.T) {
+	dir, _ := loadVectors(t)
+	code, stdout, stderr := runOTA(t, "dumpinfo", "--json", filepath.Join(dir, "outputs", "ed25519-seccnt-deps-confirm.bin"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var info struct {
+		Header struct {
+			Version string `json:"version"`
+		} `json:"header"`
+		Protected []struct {
+			Type    string `json:"type"`
+			Decoded any    `json:"decoded"`
+		} `json:"protected_tlvs"`
+		TLVs []struct {
+			Type string `json:"type"`
+		} `json:"tlvs"`
+		Trailer *struct {
+			Magic   string `json:"magic"`
+			ImageOK int    `json:"image_ok"`
+		} `json:"trailer"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &info); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, stdout)
+	}
+	if info.Header.Version != "3.3.262+2025" || len(info.Protected) != 2 || info.Protected[0].Type != "SEC_CNT" ||
+		info.Protected[0].Decoded != float64(0x03030106) || info.Protected[1].Type != "DEPENDENCY" ||
+		len(info.TLVs) != 3 || info.TLVs[2].Type != "ED25519" || info.Trailer == nil || info.Trailer.ImageOK != 1 || info.Trailer.Magic != "good" {
+		t.Fatalf("unexpected dumpinfo: %s", stdout)
+	}
+	code, stdout, _ = runOTA(t, "dumpinfo", filepath.Join(dir, "outputs", "ecdsa-p256-hex.hex"))
+	if code != 0 || !strings.Contains(stdout, "ECDSA_SIG") {
+		t.Fatalf("dumpinfo of a .hex image: %d %s", code, stdout)
+	}
+}
+
+// TestHexOutputFromBinary writes a .hex from a binary with -x and reads it
+// back through verify.
+func TestHexOutputFromBinary(t *testing.T) {
+	dir, _ := loadVectors(t)
+	out := filepath.Join(t.TempDir(), "img.hex")
+	args := []string{"sign", "-v", "1", "-H", "0x200", "-S", "0x60000", "--pad-header", "--confirm", "-k", filepath.Join(dir, "keys", "ed25519.pem"),
+		filepath.Join(dir, "inputs", "app-small.bin"), out}
+	if code, _, stderr := runOTA(t, args...); code != 2 || !strings.Contains(stderr, "hex-addr") {
+		t.Fatalf("hex output without address: %d %s", code, stderr)
+	}
+	args = append(args[:len(args)-2], "-x", "0x08020000", args[len(args)-2], args[len(args)-1])
+	if code, _, stderr := runOTA(t, args...); code != 0 {
+		t.Fatalf("sign: %d %s", code, stderr)
+	}
+	if code, stdout, stderr := runOTA(t, "verify", "-k", filepath.Join(dir, "keys", "ed25519.pub.pem"), out); code != 0 {
+		t.Fatalf("verify: %d %s %s", code, stdout, stderr)
+	}
+	code, stdout, _ := runOTA(t, "dumpinfo", out)
+	if code != 0 || !strings.Contains(stdout, "image_ok:  0x01") {
+		t.Fatalf("dumpinfo: %s", stdout)
+	}
+}
+
+func FuzzReadHex(f *testing.F) {
+	dir, _ := loadVectors(f)
+	for _, p := range []string{"inputs/app-at-0x8020000.hex", "outputs/ecdsa-p256-hex.hex"} {
+		b, err := os.ReadFile(filepath.Join(dir, p))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[:min(len(b), 2000)])
+	}
+	f.Add([]byte(":020000040802F0\n:0400000001020304F2\n:00000001FF\n"))
+	f.Add([]byte(":0400000001020304F3\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		base, data, err := readHex(bytes.NewReader(b), "fuzz")
+		if err != nil {
+			return
+		}
+		var out bytes.Buffer
+		if err := writeHex(&out, []hexSegment{{Addr: base, Data: data}}); err != nil {
+			t.Fatal(err)
+		}
+		base2, data2, err := readHex(&out, "roundtrip")
+		if err != nil || base2 != base || !bytes.Equal(data, data2) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
 }
