@@ -19,7 +19,10 @@ import (
 	"github.com/otakit/otakit/layout"
 )
 
-func init() { commands = append(commands, newDeviceCmd) }
+func init() {
+	deviceSubcommands = append(deviceSubcommands, newDeviceInitCmd, newDeviceBootCmd, newDeviceConfirmCmd,
+		newDeviceRollbackCmd, newDeviceStatusCmd)
+}
 
 // deviceMeta is the sidecar (FLASH.json) that tells later commands how the
 // simulated device is built: its partition map, swap mode and the public
@@ -71,20 +74,17 @@ func openSimDevice(path string) (*simDevice, error) {
 	return &simDevice{d, meta}, nil
 }
 
-func newDeviceCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "device",
-		Short: "Simulate an MCUboot device on a file-backed flash: init, install, boot, confirm, rollback, status",
-	}
-	var flashPath string
-	cmd.PersistentFlags().StringVar(&flashPath, "flash", "device.flash", "flash file of the simulated device (its description is FLASH.json)")
+func flashFlag(c *cobra.Command, p *string) {
+	c.Flags().StringVar(p, "flash", "device.flash", "flash file of the simulated device (its description is FLASH.json)")
+}
 
-	var mapPath, mode, image string
+func newDeviceInitCmd() *cobra.Command {
+	var flashPath, mapPath, mode, image string
 	var keyPaths []string
 	var maxSectors int
 	initCmd := &cobra.Command{
 		Use:   "init",
-		Short: "Create a device: erased flash per the map, factory image in the primary slot",
+		Short: "Create a simulated MCUboot device: erased flash per the map, factory image in the primary slot",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			m, err := loadMap(mapPath)
@@ -148,47 +148,22 @@ func newDeviceCmd() *cobra.Command {
 			return nil
 		},
 	}
+	flashFlag(initCmd, &flashPath)
 	initCmd.Flags().StringVar(&mapPath, "map", "", "partition map (JSON, YAML or .dts); default: the spec preset")
 	initCmd.Flags().StringVar(&mode, "mode", "swap-scratch", "swap mode: swap-scratch, swap-move or overwrite-only")
 	initCmd.Flags().StringVar(&image, "image", "", "factory image for the primary slot (a signed MCUboot image)")
 	initCmd.Flags().StringArrayVar(&keyPaths, "key", nil, "public key the boot loader trusts (repeatable); none: hash-only validation")
 	initCmd.Flags().IntVar(&maxSectors, "max-sectors", 128, "MCUboot's BOOT_MAX_IMG_SECTORS")
+	return initCmd
+}
 
-	var permanent bool
-	install := &cobra.Command{
-		Use:   "install IMAGE",
-		Short: "Write a signed image into slot B and mark it for a test swap (or --permanent) at the next boot",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			d, err := openSimDevice(flashPath)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := d.Loader.WriteSecondary(f); err != nil {
-				return err
-			}
-			if err := d.Loader.SetPending(permanent); err != nil {
-				return err
-			}
-			kind := "test"
-			if permanent {
-				kind = "permanent"
-			}
-			fmt.Fprintf(c.OutOrStdout(), "installed %s in slot B; %s swap at the next boot\n", args[0], kind)
-			return nil
-		},
-	}
-	install.Flags().BoolVar(&permanent, "permanent", false, "swap permanently instead of for a test")
-
-	bootCmd := &cobra.Command{
-		Use:   "boot",
-		Short: "Reset the device: run the boot loader (swap, revert or resume) and report what runs",
+// deviceAction builds a subcommand that opens the simulated device and
+// runs fn on it.
+func deviceAction(use, short string, fn func(c *cobra.Command, d *simDevice) error) *cobra.Command {
+	var flashPath string
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			d, err := openSimDevice(flashPath)
@@ -196,45 +171,41 @@ func newDeviceCmd() *cobra.Command {
 				return err
 			}
 			defer d.Close()
-			return runBoot(c.OutOrStdout(), d)
+			return fn(c, d)
 		},
 	}
+	flashFlag(c, &flashPath)
+	return c
+}
 
-	confirm := &cobra.Command{
-		Use:   "confirm",
-		Short: "Confirm the running image (image_ok), so a test image is kept",
-		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			d, err := openSimDevice(flashPath)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
+func newDeviceBootCmd() *cobra.Command {
+	return deviceAction("boot", "Reset the simulated device: run the boot loader (swap, revert or resume) and report what runs",
+		func(c *cobra.Command, d *simDevice) error { return runBoot(c.OutOrStdout(), d) })
+}
+
+func newDeviceConfirmCmd() *cobra.Command {
+	return deviceAction("confirm", "Confirm the running image (MCUboot image_ok), so a test image is kept",
+		func(c *cobra.Command, d *simDevice) error {
 			if err := d.Loader.Confirm(); err != nil {
 				return err
 			}
 			fmt.Fprintln(c.OutOrStdout(), "confirmed")
 			return nil
-		},
-	}
+		})
+}
 
-	rollback := &cobra.Command{
-		Use:   "rollback",
-		Short: "Go back to the previous image: revert a test image now, or swap the image in slot B back in",
-		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			d, err := openSimDevice(flashPath)
+func newDeviceRollbackCmd() *cobra.Command {
+	return deviceAction("rollback", "Go back to the previous image: revert a test image now, or swap the image in slot B back in",
+		func(c *cobra.Command, d *simDevice) error {
+			trial, err := d.Loader.Trial()
 			if err != nil {
 				return err
 			}
-			defer d.Close()
-			st, err := d.Loader.Status()
-			if err != nil {
-				return err
-			}
-			p := st[boot.Primary].State
-			testing := p.Magic == boot.MagicGood && p.ImageOK == boot.FlagUnset && p.CopyDone == boot.FlagSet
-			if !testing {
+			if !trial {
+				st, err := d.Loader.Status()
+				if err != nil {
+					return err
+				}
 				if st[boot.Secondary].Image == nil {
 					return verificationFailed(fmt.Errorf("%w: no valid image in slot B to roll back to: %v", boot.ErrState, st[boot.Secondary].Err))
 				}
@@ -243,27 +214,15 @@ func newDeviceCmd() *cobra.Command {
 				}
 			}
 			return runBoot(c.OutOrStdout(), d)
-		},
-	}
+		})
+}
 
+func newDeviceStatusCmd() *cobra.Command {
 	var asJSON bool
-	status := &cobra.Command{
-		Use:   "status",
-		Short: "Show each slot's trailer and image: magic, image_ok, copy_done, swap_type, version, crc32",
-		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			d, err := openSimDevice(flashPath)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			return printStatus(c.OutOrStdout(), d, asJSON)
-		},
-	}
-	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-
-	cmd.AddCommand(initCmd, install, bootCmd, confirm, rollback, status)
-	return cmd
+	c := deviceAction("status", "Show each slot's trailer and image: magic, image_ok, copy_done, swap_type, version, crc32",
+		func(c *cobra.Command, d *simDevice) error { return printStatus(c.OutOrStdout(), d, asJSON) })
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
 }
 
 func runBoot(w io.Writer, d *simDevice) error {
@@ -361,4 +320,3 @@ func loadPublicOrPrivate(path string) (crypto.PublicKey, error) {
 	}
 	return keys.PublicOf(priv)
 }
-
