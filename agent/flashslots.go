@@ -1,9 +1,13 @@
 package agent
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 
 	"github.com/otakit/otakit/boot"
+	"github.com/otakit/otakit/nvs"
 )
 
 // FlashSlots is the MCUboot flash simulator (package boot) as the agent's
@@ -65,3 +69,49 @@ func (f *FlashSlots) Counter() (uint32, error) { return f.Device.SecurityCounter
 func (f *FlashSlots) SetCounter(c uint32) error { return f.Device.RaiseSecurityCounter(c) }
 
 var _ Slots = (*FlashSlots)(nil)
+
+// ConfigStore is a StateStore in the device's config partition (package
+// nvs), beside the security counter: the record survives power cuts as
+// the store's writes do, old or new, never torn.
+type ConfigStore struct {
+	Store *nvs.Store
+	Key   string // "agent/state" when empty
+}
+
+func (s ConfigStore) key() string {
+	if s.Key == "" {
+		return "agent/state"
+	}
+	return s.Key
+}
+
+// Load returns the stored record, or IDLE when there is none.
+func (s ConfigStore) Load() (Record, error) {
+	b, err := s.Store.Get(s.key())
+	if errors.Is(err, nvs.ErrNotFound) {
+		return Record{State: Idle}, nil
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("agent: load state: %w", err)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Record{}, fmt.Errorf("agent: state in the config partition is corrupt: %w", err)
+	}
+	if !r.State.Valid() {
+		return Record{}, fmt.Errorf("%w %q in the config partition", ErrUnknownState, r.State)
+	}
+	return r, nil
+}
+
+// Save replaces the record.
+func (s ConfigStore) Save(r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("agent: save state: %w", err)
+	}
+	if err := s.Store.Put(s.key(), b); err != nil {
+		return fmt.Errorf("agent: save state: %w", err)
+	}
+	return nil
+}

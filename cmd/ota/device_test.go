@@ -58,6 +58,20 @@ func TestDeviceCLI(t *testing.T) {
 	step(1, "", "device", "install", "-k", pub, v1)
 	step(1, "no valid image in slot B", "device", "rollback")
 
+	// The agent on the simulator, end to end: install, reboot, confirm.
+	fl2 := filepath.Join(dir, "dev2.flash")
+	for _, args := range [][]string{
+		{"device", "init", "--flash", fl2, "--mode", "swap-move", "--image", v1, "--key", key},
+		{"device", "install", "--flash", fl2, "-k", pub, "--confirm", v2},
+	} {
+		if code, out, errs := runLayoutCLI(t, args...); code != 0 {
+			t.Fatalf("ota %v: %d\n%s%s", args, code, out, errs)
+		}
+	}
+	if _, out, _ := runLayoutCLI(t, "device", "status", "--flash", fl2); !strings.Contains(out, "primary    good   set       set        test       1.2.0+0") || !strings.Contains(out, "security counter: 2") {
+		t.Fatalf("after agent install --confirm:\n%s", out)
+	}
+
 	// A truncated flash file is a clear input error.
 	raw, _ := os.ReadFile(fl)
 	os.WriteFile(fl, raw[:len(raw)/2], 0o644)
