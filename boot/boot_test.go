@@ -240,7 +240,8 @@ func TestPowerLossMatrix(t *testing.T) {
 }
 
 // TestRandomResetChains: chains of five power cuts at random operations
-// of an update, including cuts during the recovery of earlier cuts.
+// of an update or a revert, including cuts during the recovery of earlier
+// cuts; then the device must end where MCUboot ends it.
 func TestRandomResetChains(t *testing.T) {
 	key := loadKey(t, "ed25519.pem")
 	chains := 8
@@ -248,28 +249,38 @@ func TestRandomResetChains(t *testing.T) {
 		chains = 60
 	}
 	rng := rand.New(rand.NewPCG(5, 5))
-	n := 0
+	n, runs := 0, 0
 	for _, mode := range modes {
 		for _, align := range []int{1, 8, 32} {
 			r := newRig(t, mode, align, []byte{0xFF, 0x00}[align%3%2], key)
-			for c := 0; c < chains; c++ {
-				dev := r.factory.Clone()
-				var counter uint32
-				for reset := 0; reset < 5; reset++ {
-					dev.CutPowerAt(dev.Ops()+1+rng.IntN(120), rng.Uint64())
-					if _, err := r.drive(dev, "update", reset > 0, &counter); err == nil {
-						break
+			for _, goal := range []string{"update", "revert"} {
+				for c := 0; c < chains; c++ {
+					runs++
+					dev := r.factory.Clone()
+					var counter uint32
+					for reset := 0; reset < 5; reset++ {
+						dev.CutPowerAt(dev.Ops()+1+rng.IntN(40), rng.Uint64())
+						if _, err := r.drive(dev, goal, reset > 0, &counter); err == nil {
+							break
+						}
+						dev.PowerOn()
+						n++
 					}
 					dev.PowerOn()
-					n++
-				}
-				dev.PowerOn()
-				out, err := r.drive(dev, "update", true, &counter)
-				if err != nil || out.final != "new" || !out.confirmed || out.counter != 2 {
-					t.Fatalf("%s chain %d: %+v %v", r.name(), c, out, err)
+					out, err := r.drive(dev, goal, true, &counter)
+					if err != nil {
+						t.Fatalf("%s %s chain %d: %v", r.name(), goal, c, err)
+					}
+					switch {
+					case goal == "update" && (out.final != "new" || !out.confirmed || out.counter != 2):
+						t.Fatalf("%s update chain %d: %+v", r.name(), c, out)
+					case goal == "revert" && mode != layout.OverwriteOnly && out.final == "old" && out.counter != 1:
+						t.Fatalf("%s revert chain %d: counter %d", r.name(), c, out.counter)
+					}
 				}
 			}
 		}
 	}
-	t.Logf("random reset chains: %d resets", n)
+	t.Logf("random reset chains: %d chains, %d resets", runs, n)
+	fmt.Printf("boot reset chains summary: %d chains of up to 5 resets, %d resets\n", runs, n)
 }
