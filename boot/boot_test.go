@@ -2,6 +2,7 @@ package boot
 
 import (
 	"bytes"
+	"crypto"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -283,4 +284,55 @@ func TestRandomResetChains(t *testing.T) {
 	}
 	t.Logf("random reset chains: %d chains, %d resets", runs, n)
 	fmt.Printf("boot reset chains summary: %d chains of up to 5 resets, %d resets\n", runs, n)
+}
+
+// TestMixedSectorsScratch runs the update and revert power-loss scenarios
+// with swap-scratch on slots of mixed sector sizes (2 KiB then 1 KiB, as
+// on parts with large and small sectors): chunks of different sizes go
+// through a 2 KiB scratch.
+func TestMixedSectorsScratch(t *testing.T) {
+	key := loadKey(t, "ed25519.pem")
+	slot := []uint32{2048, 2048, 2048, 1024, 1024, 1024, 1024}
+	var secs []uint32
+	secs = append(secs, slot...)
+	secs = append(secs, slot...)
+	secs = append(secs, 2048, 1024, 1024, 1024, 1024)
+	m := &layout.Map{Flash: flash.Geometry{Sectors: secs, Align: 8, Erased: 0xFF}, Partitions: []layout.Partition{
+		{Name: layout.SlotA, Offset: 0, Size: 10240}, {Name: layout.SlotB, Offset: 10240, Size: 10240},
+		{Name: layout.Scratch, Offset: 20480, Size: 2048}, {Name: layout.Config, Offset: 22528, Size: 4096},
+	}}
+	cuts := 0
+	for _, newEnd := range []int{4000, 9400} {
+		r := &rig{t: t, mode: layout.SwapScratch, m: m, key: key,
+			cfg: Config{Mode: layout.SwapScratch, MaxImgSectors: maxSectors, Keys: []crypto.PublicKey{key.pub}}}
+		if tr := NewTrailer(10240, 8, maxSectors, 0); newEnd > tr.StatusOff() {
+			t.Fatalf("image end %d beyond the trailer at %d", newEnd, tr.StatusOff())
+		}
+		r.finish(newEnd)
+		for _, goal := range []string{"update", "revert"} {
+			dev := r.factory.Clone()
+			var c uint32
+			if _, err := r.drive(dev, goal, false, &c); err != nil {
+				t.Fatal(err)
+			}
+			for cut := 1; cut <= dev.Ops(); cut++ {
+				cuts++
+				d := r.factory.Clone()
+				d.CutPowerAt(cut, uint64(cut))
+				var counter uint32
+				if _, err := r.drive(d, goal, false, &counter); !errors.Is(err, flash.ErrPowerCut) {
+					t.Fatalf("cut %d: %v", cut, err)
+				}
+				d.PowerOn()
+				out, err := r.drive(d, goal, true, &counter)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if goal == "update" && (out.final != "new" || r.checkSlots(d)[Secondary] != "old") {
+					t.Fatalf("update cut %d: %+v, slots %v", cut, out, r.checkSlots(d))
+				}
+			}
+		}
+	}
+	t.Logf("mixed sectors, swap-scratch: %d cut points covered", cuts)
 }
