@@ -276,10 +276,12 @@ func (l *Loader) imageSize(a *area) int {
 type SlotStatus struct {
 	Slot  Slot
 	State State
-	// Image is the parsed and verified image, nil if none is valid; Err
-	// says why.
+	// Image describes the slot's image when it is intact (structure, hash
+	// and signature check out), nil otherwise.
 	Image *Image
-	Err   error
+	// Err says why the image would not boot or be swapped in (including a
+	// security counter below the stored one); nil when it would.
+	Err error
 }
 
 // Status reads both slots' trailers and images without changing anything.
@@ -292,7 +294,10 @@ func (l *Loader) Status() ([2]SlotStatus, error) {
 			return out, err
 		}
 		out[s] = SlotStatus{Slot: s, State: st}
-		out[s].Image, out[s].Err = l.validate(a, t)
+		out[s].Image, out[s].Err = l.check(a, t, false)
+		if out[s].Err == nil {
+			_, out[s].Err = l.validate(a, t)
+		}
 	}
 	return out, nil
 }
