@@ -426,3 +426,48 @@ func FuzzParse(f *testing.F) {
 		Parse(b)
 	})
 }
+
+// TestStrictMembers: member names are matched exactly and unknown members
+// are refused, so nothing is read that differs from what was signed.
+func TestStrictMembers(t *testing.T) {
+	_, o := release(t)
+	k := genKeys(t)[AlgEd25519]
+	b := signed(t, o, k)
+	pol := Policy{Keys: keySet(t, 1, k), Now: verifyTime}
+	for _, tc := range []struct{ from, to string }{
+		{`"keyid"`, `"Keyid"`},
+		{`"version"`, `"Version"`},
+		{`"releaseNotes"`, `"releasenotes"`},
+		{`"build": 456,`, `"build": 456, "extra": 1,`},
+	} {
+		bad := bytes.Replace(b, []byte(tc.from), []byte(tc.to), 1)
+		if _, err := Verify(bad, pol); err == nil {
+			t.Errorf("%s → %s accepted", tc.from, tc.to)
+		}
+		if _, err := Parse(bad); !errors.Is(err, ErrSchema) && !errors.Is(err, ErrJSON) {
+			if tc.from != `"keyid"` {
+				t.Errorf("Parse with %s: %v", tc.to, err)
+			}
+		}
+	}
+}
+
+// TestContentHash: a package whose payload differs from the imageHash or
+// patchHash in the manifest is refused as mixed, even with a matching
+// file hash.
+func TestContentHash(t *testing.T) {
+	dir, o := release(t)
+	m, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := m.Delta.Files["1.1.0"]
+	if df.PatchHash == "" {
+		t.Fatal("patchHash not recorded for a delta package")
+	}
+	df.PatchHash = "sha256:" + strings.Repeat("00", 32)
+	m.Delta.Files["1.1.0"] = df
+	if err := m.CheckFiles(dir); !errors.Is(err, ErrMixed) {
+		t.Errorf("wrong patchHash: %v", err)
+	}
+}

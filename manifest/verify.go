@@ -78,6 +78,9 @@ type Offer struct {
 	File        string
 	Size        int64
 	Hash        string
+	// Content is the hash of the image or patch inside the package, to
+	// check after unpacking ("" when the file is not a package).
+	Content string
 }
 
 // FullVersion returns the release's version with its build number.
@@ -124,14 +127,14 @@ func (m *Manifest) Check(d Device) (Offer, error) {
 	}
 	if m.Delta.Available {
 		if df, ok := m.Delta.Files[cur.Core()]; ok {
-			return Offer{Delta: true, BaseVersion: cur.Core(), File: df.File, Size: df.Size, Hash: df.Hash}, nil
+			return Offer{Delta: true, BaseVersion: cur.Core(), File: df.File, Size: df.Size, Hash: df.Hash, Content: df.PatchHash}, nil
 		}
 	}
 	if len(m.Images) > 0 {
 		base := c.RequiredBaseVersion
 		if base == "" {
 			im := m.Images[0]
-			return Offer{File: im.File, Size: im.Size, Hash: im.Hash}, nil
+			return Offer{File: im.File, Size: im.Size, Hash: im.Hash, Content: im.ImageHash}, nil
 		}
 		bv, err := version.Parse(base)
 		if err != nil {
@@ -139,7 +142,7 @@ func (m *Manifest) Check(d Device) (Offer, error) {
 		}
 		if cur.CompareCore(bv) >= 0 {
 			im := m.Images[0]
-			return Offer{File: im.File, Size: im.Size, Hash: im.Hash}, nil
+			return Offer{File: im.File, Size: im.Size, Hash: im.Hash, Content: im.ImageHash}, nil
 		}
 		return Offer{}, fmt.Errorf("%w: device runs %s, release requires %s or a delta (have %s)", ErrBase, cur, bv, strings.Join(m.Delta.BaseVersions, ", "))
 	}
@@ -150,15 +153,15 @@ func (m *Manifest) Check(d Device) (Offer, error) {
 // to dir: it must exist (ErrFileMissing), have the listed size (ErrFileSize)
 // and hash (ErrFileHash), and belong to this release (ErrMixed): a signed
 // MCUboot image must carry the manifest's version in its header, and an
-// update package must name the manifest's version, and for a delta the base
-// version it is listed under.
+// update package must name the manifest's version, for a delta the base
+// version it is listed under, and hold the listed imageHash or patchHash.
 func (m *Manifest) CheckFiles(dir string) error {
 	rel, err := m.FullVersion()
 	if err != nil {
 		return err
 	}
 	for i, im := range m.Images {
-		if err := checkFile(dir, im.File, im.Size, im.Hash, rel, nil); err != nil {
+		if err := checkFile(dir, im.File, im.Size, im.Hash, im.ImageHash, rel, nil); err != nil {
 			return fmt.Errorf("images[%d]: %w", i, err)
 		}
 	}
@@ -168,7 +171,7 @@ func (m *Manifest) CheckFiles(dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := checkFile(dir, df.File, df.Size, df.Hash, rel, &bv); err != nil {
+		if err := checkFile(dir, df.File, df.Size, df.Hash, df.PatchHash, rel, &bv); err != nil {
 			return fmt.Errorf("delta.files[%q]: %w", base, err)
 		}
 	}
@@ -186,7 +189,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // checkFile hashes one referenced file and checks what its header says
 // about the release it belongs to. base is nil for a full image.
-func checkFile(dir, name string, size int64, hash string, rel version.Version, base *version.Version) error {
+func checkFile(dir, name string, size int64, hash, content string, rel version.Version, base *version.Version) error {
 	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(name)))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -215,7 +218,7 @@ func checkFile(dir, name string, size int64, hash string, rel version.Version, b
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != hash {
 		return fmt.Errorf("%w: %s has %s, manifest says %s", ErrFileHash, name, got, hash)
 	}
-	return checkRelease(name, head, rel, base)
+	return checkRelease(name, head, content, rel, base)
 }
 
 // MCUboot image header fields read for the mixed-release check.
@@ -226,7 +229,7 @@ const (
 
 // checkRelease checks that the file whose first bytes are head belongs to
 // release rel (and, for a patch, base).
-func checkRelease(name string, head []byte, rel version.Version, base *version.Version) error {
+func checkRelease(name string, head []byte, content string, rel version.Version, base *version.Version) error {
 	switch {
 	case len(head) >= 32 && binary.LittleEndian.Uint32(head) == mcubootMagic:
 		if base != nil {
@@ -242,6 +245,9 @@ func checkRelease(name string, head []byte, rel version.Version, base *version.V
 		}
 		if h.Version != rel {
 			return fmt.Errorf("%w: %s is a package of version %s, manifest is %s", ErrMixed, name, h.Version, rel)
+		}
+		if got := "sha256:" + hex.EncodeToString(h.SHA256[:]); content != "" && got != content {
+			return fmt.Errorf("%w: %s holds content %s, manifest says %s", ErrMixed, name, got, content)
 		}
 		if base == nil && h.Type != update.TypeFull {
 			return fmt.Errorf("%w: %s is a %s package listed as a full image", ErrMixed, name, h.Type)
@@ -280,9 +286,20 @@ func checkRef(file string, size int64, hash string) error {
 	if size < 0 {
 		return fmt.Errorf("file %q has negative size", file)
 	}
+	if err := checkHash(hash, false); err != nil {
+		return fmt.Errorf("file %q: %v", file, err)
+	}
+	return nil
+}
+
+// checkHash checks the "sha256:<64 lowercase hex>" form; optional allows "".
+func checkHash(hash string, optional bool) error {
+	if optional && hash == "" {
+		return nil
+	}
 	h, ok := strings.CutPrefix(hash, "sha256:")
 	if b, err := hex.DecodeString(h); !ok || err != nil || len(b) != sha256.Size || strings.ToLower(h) != h {
-		return fmt.Errorf("file %q: hash %q is not sha256:<64 lowercase hex digits>", file, hash)
+		return fmt.Errorf("hash %q is not sha256:<64 lowercase hex digits>", hash)
 	}
 	return nil
 }
