@@ -30,10 +30,10 @@ func Describe(key any) (Info, error) {
 	}
 	pub := key
 	private := false
-	switch key.(type) {
+	switch k := key.(type) {
 	case crypto.Signer:
 		private = true
-		pub = key.(crypto.Signer).Public()
+		pub = k.Public()
 	default:
 		if p, err := PublicOf(key); err == nil {
 			private = true
@@ -65,7 +65,11 @@ func (i Info) WriteText(w io.Writer) error {
 	if i.Private {
 		kind = "private"
 	}
+	sig := i.SigType
+	if i.Type == X25519 {
+		sig = "none (X25519 keys encrypt images)"
+	}
 	_, err := fmt.Fprintf(w, "Key type:     %s (%s key)\nBits:         %d\nSignature:    %s\nKey hash:     %s\nSPKI SHA-256: %s\n",
-		i.Type, kind, i.Bits, i.SigType, i.KeyHash, i.SPKISHA256)
+		i.Type, kind, i.Bits, sig, i.KeyHash, i.SPKISHA256)
 	return err
 }

@@ -462,3 +462,41 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 }
+
+// testdata/cryptography48-bestavailable-pw.pem was written by Python
+// cryptography 48 with BestAvailableEncryption(b"pw"), as imgtool keygen -p
+// does. keygen's encrypted keys have the same layout, salt, IV and
+// ciphertext aside, and the Python key loads.
+func TestEncryptedMatchesPythonCryptography(t *testing.T) {
+	py, err := os.ReadFile("testdata/cryptography48-bestavailable-pw.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ParsePrivate(py, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ, _ := TypeOf(k); typ != ECDSAP256 {
+		t.Fatalf("type %v", typ)
+	}
+	ours, err := MarshalPrivatePEM(k, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := pem.Decode(py)
+	b, _ := pem.Decode(ours)
+	if a.Type != b.Type || len(a.Bytes) != len(b.Bytes) {
+		t.Fatalf("layout differs: %s %d bytes vs %s %d bytes", a.Type, len(a.Bytes), b.Type, len(b.Bytes))
+	}
+	// Offsets of the random parts: salt, IV, ciphertext.
+	mask := func(d []byte) []byte {
+		d = bytes.Clone(d)
+		for _, r := range [][2]int{{35, 51}, {84, 100}, {103, len(d)}} {
+			clear(d[r[0]:r[1]])
+		}
+		return d
+	}
+	if !bytes.Equal(mask(a.Bytes), mask(b.Bytes)) {
+		t.Errorf("structure differs:\n%x\n%x", mask(a.Bytes), mask(b.Bytes))
+	}
+}

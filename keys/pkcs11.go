@@ -90,7 +90,7 @@ func ConfigurePKCS11(u *PKCS11URI, pin []byte) (*crypto11.Context, error) {
 		p = strings.TrimRight(string(b), "\r\n")
 	}
 	if p == "" {
-		return nil, errors.New("keys: PKCS#11 token needs a PIN: add pin-value= or pin-source= to the URI, or give a password")
+		return nil, ErrPINRequired
 	}
 	cfg := &crypto11.Config{Path: module, TokenLabel: u.Token, TokenSerial: u.Serial, SlotNumber: u.SlotID, Pin: p}
 	ctx, err := crypto11.Configure(cfg)

@@ -21,10 +21,9 @@ import (
 	"os"
 )
 
-// PBES2 parameters of the encrypted keys keygen writes: OpenSSL's PKCS#8
-// defaults, which Python cryptography's BestAvailableEncryption (imgtool's
-// choice) gets: PBKDF2 with HMAC-SHA256, 2048 iterations, AES-256-CBC. The
-// salt is 16 random bytes (OpenSSL 3.0 uses 8; any length reads back).
+// PBES2 parameters of the encrypted keys keygen writes, the same as Python
+// cryptography 48's BestAvailableEncryption (imgtool's choice) for PKCS#8:
+// PBKDF2 with HMAC-SHA256, a 16-byte salt, 2048 iterations, AES-256-CBC.
 const (
 	pbkdf2Iterations = 2048
 	pbkdf2SaltLen    = 16

@@ -8,8 +8,14 @@ import (
 	"strings"
 )
 
-// ErrPKCS11URI is returned for a malformed RFC 7512 pkcs11: URI.
-var ErrPKCS11URI = errors.New("keys: bad pkcs11 URI")
+// Errors about PKCS#11 key references.
+var (
+	// ErrPKCS11URI is returned for a malformed RFC 7512 pkcs11: URI.
+	ErrPKCS11URI = errors.New("keys: bad pkcs11 URI")
+	// ErrPINRequired is returned when a pkcs11: URI has no pin-value or
+	// pin-source and no password was given to use as the PIN.
+	ErrPINRequired = errors.New("keys: the PKCS#11 token needs a PIN: add pin-value= or pin-source= to the URI, or give a password")
+)
 
 // PKCS11URI is the part of an RFC 7512 "pkcs11:" URI that selects a signing
 // key: the token (by label, serial or slot), the key object (by label and/or
@@ -39,7 +45,7 @@ func IsPKCS11URI(ref string) bool {
 // unknown or repeated attributes are errors, as the RFC says.
 func ParsePKCS11URI(s string) (*PKCS11URI, error) {
 	if !IsPKCS11URI(s) {
-		return nil, fmt.Errorf("%w: %q does not start with pkcs11:", ErrPKCS11URI, s)
+		return nil, fmt.Errorf("%w: %q does not start with \"pkcs11\"", ErrPKCS11URI, s)
 	}
 	rest := s[7:]
 	path, query, _ := strings.Cut(rest, "?")

@@ -355,7 +355,11 @@ func runSign(cmd *cobra.Command, f *signFlags, inPath, outPath string) error {
 		if err != nil {
 			return err
 		}
-		if o.PadHeader {
+		// imgtool moves a non-zero base down to make room for the header.
+		if o.PadHeader && base != 0 {
+			if base < uint32(o.HeaderSize) {
+				return fmt.Errorf("%s: base address 0x%x leaves no room for a 0x%x-byte header", inPath, base, o.HeaderSize)
+			}
 			base -= uint32(o.HeaderSize)
 		}
 		baseAddr = &base

@@ -37,6 +37,15 @@ func readHexFile(path string) (uint32, []byte, error) {
 		return 0, nil, err
 	}
 	defer f.Close()
+	return readHex(f, path)
+}
+
+// maxHexSpan bounds the flattened size of a HEX file, so that two records
+// far apart cannot make us allocate gigabytes of fill.
+const maxHexSpan = 256 << 20
+
+// readHex parses Intel HEX from r; name prefixes error messages.
+func readHex(f io.Reader, path string) (uint32, []byte, error) {
 	mem := map[uint32]byte{}
 	var upper uint32
 	sc := bufio.NewScanner(f)
@@ -94,6 +103,9 @@ func readHexFile(path string) (uint32, []byte, error) {
 	lo, hi := ^uint32(0), uint32(0)
 	for a := range mem {
 		lo, hi = min(lo, a), max(hi, a)
+	}
+	if hi-lo >= maxHexSpan {
+		return 0, nil, fmt.Errorf("%s: Intel HEX data spans 0x%x bytes (0x%x to 0x%x), more than %d MiB", path, uint64(hi-lo)+1, lo, hi, maxHexSpan>>20)
 	}
 	data := bytes.Repeat([]byte{0xff}, int(hi-lo)+1)
 	for a, c := range mem {

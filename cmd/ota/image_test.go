@@ -26,7 +26,7 @@ type imgtoolVector struct {
 	DecryptKey *string  `json:"decrypt_key"`
 }
 
-func loadVectors(t *testing.T) (string, []imgtoolVector) {
+func loadVectors(t testing.TB) (string, []imgtoolVector) {
 	t.Helper()
 	dir := filepath.Join(testutil.SharedDir(t), "testdata", "imgtool")
 	data, err := os.ReadFile(filepath.Join(dir, "vectors.json"))
@@ -323,4 +323,31 @@ func TestHexOutputFromBinary(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "image_ok:  0x01") {
 		t.Fatalf("dumpinfo: %s", stdout)
 	}
+}
+
+func FuzzReadHex(f *testing.F) {
+	dir, _ := loadVectors(f)
+	for _, p := range []string{"inputs/app-at-0x8020000.hex", "outputs/ecdsa-p256-hex.hex"} {
+		b, err := os.ReadFile(filepath.Join(dir, p))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[:min(len(b), 2000)])
+	}
+	f.Add([]byte(":020000040802F0\n:0400000001020304F2\n:00000001FF\n"))
+	f.Add([]byte(":0400000001020304F3\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		base, data, err := readHex(bytes.NewReader(b), "fuzz")
+		if err != nil {
+			return
+		}
+		var out bytes.Buffer
+		if err := writeHex(&out, []hexSegment{{Addr: base, Data: data}}); err != nil {
+			t.Fatal(err)
+		}
+		base2, data2, err := readHex(&out, "roundtrip")
+		if err != nil || base2 != base || !bytes.Equal(data, data2) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
 }
