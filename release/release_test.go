@@ -2,6 +2,7 @@ package release
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ed25519"
 	crand "crypto/rand"
@@ -60,7 +61,7 @@ func TestFirstRelease(t *testing.T) {
 	aes := bytes.Repeat([]byte{7}, 32)
 	o := Options{Firmware: writeFirmware(t, dir, "fw.bin", firmware(40_000, 0)), Version: version.MustParse("1.0.0+1"),
 		ImageSigner: key, EncryptKey: aes, Releases: filepath.Join(dir, "rel"), HardwareRevisions: []string{"rev-a"}}
-	res, err := Build(o)
+	res, err := Build(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,11 +114,11 @@ func TestIdempotentAndNoOverwrite(t *testing.T) {
 	key := testKey(t)
 	fw := writeFirmware(t, dir, "fw.bin", firmware(20_000, 0))
 	o := Options{Firmware: fw, Version: version.MustParse("1.0.0"), ImageSigner: key, Releases: filepath.Join(dir, "rel")}
-	if _, err := Build(o); err != nil {
+	if _, err := Build(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, o.Releases)
-	res, err := Build(o)
+	res, err := Build(context.Background(), o)
 	if err != nil || !res.UpToDate {
 		t.Fatalf("re-run: %+v, %v", res, err)
 	}
@@ -125,7 +126,7 @@ func TestIdempotentAndNoOverwrite(t *testing.T) {
 		t.Fatal("re-run changed the release")
 	}
 	o.Firmware = writeFirmware(t, dir, "fw2.bin", firmware(20_000, 1))
-	if _, err := Build(o); !errors.Is(err, ErrExists) {
+	if _, err := Build(context.Background(), o); !errors.Is(err, ErrExists) {
 		t.Fatalf("other firmware, same version: %v", err)
 	}
 	if after := snapshot(t, o.Releases); after != before {
@@ -142,11 +143,11 @@ func TestFailureLeavesNothing(t *testing.T) {
 	os.MkdirAll(rel, 0o755)
 	o := Options{Firmware: writeFirmware(t, dir, "fw.bin", firmware(20_000, 0)), Version: version.MustParse("1.0.0"),
 		ImageSigner: testKey(t), Releases: rel, SlotSize: 4096}
-	if _, err := Build(o); err == nil {
+	if _, err := Build(context.Background(), o); err == nil {
 		t.Fatal("oversized image accepted")
 	}
 	o.SlotSize, o.Firmware = 0, filepath.Join(dir, "missing.bin")
-	if _, err := Build(o); err == nil {
+	if _, err := Build(context.Background(), o); err == nil {
 		t.Fatal("missing firmware accepted")
 	}
 	if entries, _ := os.ReadDir(rel); len(entries) != 0 {
@@ -159,7 +160,7 @@ func TestSequenceAcrossReleases(t *testing.T) {
 	key := testKey(t)
 	rel := filepath.Join(dir, "rel")
 	for i, v := range []string{"1.0.0", "1.0.1", "1.1.0"} {
-		res, err := Build(Options{Firmware: writeFirmware(t, dir, v+".bin", firmware(10_000, i)), Version: version.MustParse(v),
+		res, err := Build(context.Background(), Options{Firmware: writeFirmware(t, dir, v+".bin", firmware(10_000, i)), Version: version.MustParse(v),
 			ImageSigner: key, Releases: rel, DeltasFrom: -1, Now: time.Now()})
 		if err != nil {
 			t.Fatal(err)
@@ -185,4 +186,23 @@ func snapshot(t *testing.T, dir string) string {
 		return nil
 	})
 	return sb.String()
+}
+
+func TestCancelLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	rel := filepath.Join(dir, "rel")
+	ctx, cancel := context.WithCancel(context.Background())
+	o := Options{Firmware: writeFirmware(t, dir, "fw.bin", firmware(20_000, 0)), Version: version.MustParse("1.0.0"),
+		ImageSigner: testKey(t), Releases: rel,
+		Progress: func(s Step) {
+			if s.Index == 2 {
+				cancel()
+			}
+		}}
+	if _, err := Build(ctx, o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run: %v", err)
+	}
+	if entries, _ := os.ReadDir(rel); len(entries) != 0 {
+		t.Fatalf("cancelled run left %v", entries)
+	}
 }
