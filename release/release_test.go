@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otakit/otakit/delta"
 	"github.com/otakit/otakit/manifest"
 	"github.com/otakit/otakit/mcuboot"
 	"github.com/otakit/otakit/update"
@@ -204,5 +205,55 @@ func TestCancelLeavesNothing(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(rel); len(entries) != 0 {
 		t.Fatalf("cancelled run left %v", entries)
+	}
+}
+
+// TestDeltasFrom builds four releases; the last gets deltas from the two
+// most recent earlier ones only, each rebuilding the new signed image.
+func TestDeltasFrom(t *testing.T) {
+	dir := t.TempDir()
+	key := testKey(t)
+	rel := filepath.Join(dir, "rel")
+	vs := []string{"1.0.0", "1.1.0", "1.2.0", "2.0.0"}
+	var res *Result
+	for i, v := range vs {
+		var err error
+		res, err = Build(context.Background(), Options{Firmware: writeFirmware(t, dir, v+".bin", firmware(30_000, i)),
+			Version: version.MustParse(v), ImageSigner: key, Releases: rel, DeltasFrom: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := res.Summary
+	if len(s.DeltaPatches) != 2 || s.DeltaPatches[0].FromVersion != "1.2.0" || s.DeltaPatches[1].FromVersion != "1.1.0" {
+		t.Fatalf("deltas %+v", s.DeltaPatches)
+	}
+	newImg, _ := os.ReadFile(filepath.Join(res.Dir, s.UpdateImage.SignedImage))
+	for _, d := range s.DeltaPatches {
+		if d.Savings <= 50 || d.SavingsBytes != d.FullSize-d.Size {
+			t.Errorf("%s: savings %.2f%% (%d bytes)", d.FromVersion, d.Savings, d.SavingsBytes)
+		}
+		old, _ := os.ReadFile(filepath.Join(rel, d.FromVersion, "app-"+d.FromVersion+".signed.bin"))
+		patch, _ := os.ReadFile(filepath.Join(res.Dir, d.PatchFile))
+		pt, err := delta.Parse(patch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		if err := pt.Apply(old, &got); err != nil || !bytes.Equal(got.Bytes(), newImg) {
+			t.Fatalf("%s: patch does not rebuild the new image: %v", d.FromVersion, err)
+		}
+	}
+	// A damaged base release is refused rather than diffed against.
+	base := filepath.Join(rel, "1.2.0", "app-1.2.0.signed.bin")
+	b, _ := os.ReadFile(base)
+	b[100] ^= 1
+	os.WriteFile(base, b, 0o644)
+	if _, err := Build(context.Background(), Options{Firmware: writeFirmware(t, dir, "3.bin", firmware(30_000, 9)),
+		Version: version.MustParse("3.0.0"), ImageSigner: key, Releases: rel}); err == nil || !strings.Contains(err.Error(), "damaged base") {
+		t.Fatalf("damaged base: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(rel, "3.0.0")); !os.IsNotExist(err) {
+		t.Fatal("failed run left a release")
 	}
 }
