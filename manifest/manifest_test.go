@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/otakit/otakit/codec"
+	"github.com/otakit/otakit/delta"
 	"github.com/otakit/otakit/keys"
 	"github.com/otakit/otakit/update"
 	"github.com/otakit/otakit/version"
@@ -469,5 +470,42 @@ func TestContentHash(t *testing.T) {
 	m.Delta.Files["1.1.0"] = df
 	if err := m.CheckFiles(dir); !errors.Is(err, ErrMixed) {
 		t.Errorf("wrong patchHash: %v", err)
+	}
+}
+
+// TestRawPatchMixed lists raw native patches: one must produce the
+// manifest's image and come from the base it is listed under.
+func TestRawPatchMixed(t *testing.T) {
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	old := fakeImage("1.1.0", bytes.Repeat([]byte("old firmware "), 200))
+	img := fakeImage("1.2.0+456", bytes.Repeat([]byte("new firmware "), 200))
+	other := fakeImage("1.2.0+456", bytes.Repeat([]byte("NEW firmware "), 200))
+	os.WriteFile(p("app.bin"), img, 0o644)
+	mk := func(name string, target []byte, from string) {
+		patch, err := delta.Create(old, target, &delta.Options{SourceVersion: from, TargetVersion: "1.2.0+456"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(p(name), patch, 0o644)
+	}
+	mk("good.patch", img, "1.1.0")
+	mk("other-target.patch", other, "1.1.0")
+	mk("other-base.patch", img, "1.0.0")
+	o := Options{Dir: dir, Image: p("app.bin"), Sequence: 1}
+	o.Patches = map[string]string{"1.1.0": p("good.patch")}
+	if _, err := New(o); err != nil {
+		t.Fatalf("good patch: %v", err)
+	}
+	for _, bad := range []string{"other-target.patch", "other-base.patch"} {
+		o.Patches = map[string]string{"1.1.0": p(bad)}
+		if _, err := New(o); !errors.Is(err, ErrMixed) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	o.Patches = nil
+	o.Image = p("good.patch")
+	if _, err := New(o); err == nil {
+		t.Error("a patch accepted as the full image")
 	}
 }
