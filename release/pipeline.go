@@ -167,6 +167,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if sum.UpdateImage.Size, sum.UpdateImage.SHA256, err = fileRef(p(fullName)); err != nil {
 		return nil, err
 	}
+	sum.UpdateImage.Version, sum.UpdateImage.Hash = v, "sha256:"+sum.UpdateImage.SHA256
 	sum.UpdateImage.ImageSize = int64(len(newImage))
 	sum.UpdateImage.ImageSHA256 = hexSHA256(newImage)
 
