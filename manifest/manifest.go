@@ -109,7 +109,7 @@ type Signature struct {
 	Value     string `json:"value"`     // base64
 }
 
-// Document is a parsed, not yet verified signed JSON document: the
+// document is a parsed, not yet verified signed JSON document: the
 // canonical bytes its signatures cover and the signatures themselves.
 type document struct {
 	signed     []byte
