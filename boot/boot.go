@@ -418,8 +418,8 @@ type Result struct {
 	Resumed bool
 	// Image is the image that runs: the primary slot's.
 	Image *Image
-	// Confirmed reports whether the running image is confirmed (image_ok
-	// set, or no trailer, as for a factory or overwritten image).
+	// Confirmed is false while the running image is on trial: the next
+	// reset reverts it unless it is confirmed (Trial).
 	Confirmed bool
 	// Rejected says why the secondary image was refused, when SwapType is
 	// fail.
@@ -446,11 +446,11 @@ func (l *Loader) Boot() (*Result, error) {
 		return nil, fmt.Errorf("%w: %v", ErrNoBootable, err)
 	}
 	res.Image = img
-	st, err := l.readState(l.pri, l.tPri)
+	trial, err := l.Trial()
 	if err != nil {
 		return nil, err
 	}
-	res.Confirmed = st.Magic != MagicGood || st.ImageOK != FlagUnset
+	res.Confirmed = !trial
 	if res.SwapType == SwapNone && l.cfg.Counter != nil {
 		cur, err := l.cfg.Counter.SecurityCounter()
 		if err != nil {
