@@ -164,7 +164,11 @@ func (m MCUbootImages) VerifyImage(r io.ReaderAt, limit int64) (ImageInfo, error
 		return ImageInfo{}, fmt.Errorf("%w: image is hash-only", mcuboot.ErrNoSignature)
 	}
 	sc, _ := img.SecurityCounter()
-	return ImageInfo{Version: img.Header.Version.String(), SecurityCounter: sc, Size: img.End()}, nil
+	v := img.Header.Version
+	// Versions are reported as manifests and the fleet spell them: "+0"
+	// omitted.
+	ver := version.Version{Major: v.Major, Minor: v.Minor, Revision: v.Revision, Build: v.Build}
+	return ImageInfo{Version: ver.String(), SecurityCounter: sc, Size: img.End()}, nil
 }
 
 // maxPatch bounds the patch a DeltaPatches reads into memory.

@@ -64,7 +64,7 @@ func TestDeviceInstall(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
-	for _, want := range []string{"DOWNLOADING", "VERIFYING", "APPLYING", "PENDING_REBOOT", "TESTING", "CONFIRMED", "state CONFIRMED, running 1.2.0+0"} {
+	for _, want := range []string{"DOWNLOADING", "VERIFYING", "APPLYING", "PENDING_REBOOT", "TESTING", "CONFIRMED", "state CONFIRMED, running 1.2.0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -105,12 +105,12 @@ func TestDeviceRunFileServer(t *testing.T) {
 	args := r.deviceArgs("device", "run", "--manifest-url", srv.URL+"/manifest.json", "--once",
 		"--manifest-key", filepath.Join(r.keys, "ecdsa-p256.pub.pem"))
 	code, out, errs := runOTA(t, args...)
-	if code != 0 || !strings.Contains(out, "state CONFIRMED, running 1.2.0+0") {
+	if code != 0 || !strings.Contains(out, "state CONFIRMED, running 1.2.0") {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
 	// Once up to date, a second run finds nothing to do.
 	code, out, errs = runOTA(t, args...)
-	if code != 0 || strings.Contains(out, "DOWNLOADING") || !strings.Contains(out, "running 1.2.0+0") {
+	if code != 0 || strings.Contains(out, "DOWNLOADING") || !strings.Contains(out, "running 1.2.0") {
 		t.Fatalf("second run: exit %d\n%s%s", code, out, errs)
 	}
 }
@@ -151,10 +151,10 @@ func TestDeviceRunReleaseDeltaOnFlash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, fmt.Sprintf("%d/%d bytes", delta.Size(), delta.Size())) || !strings.Contains(out, "state CONFIRMED, running 1.2.0+0") {
+	if !strings.Contains(out, fmt.Sprintf("%d/%d bytes", delta.Size(), delta.Size())) || !strings.Contains(out, "state CONFIRMED, running 1.2.0") {
 		t.Fatalf("device run did not install the delta:\n%s", out)
 	}
-	if st := must("device", "status", "--flash", p("dev.flash")); !strings.Contains(st, "1.2.0+0") {
+	if st := must("device", "status", "--flash", p("dev.flash")); !strings.Contains(st, "1.2.0") {
 		t.Fatalf("status:\n%s", st)
 	}
 }
