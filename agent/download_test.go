@@ -27,7 +27,7 @@ type cuttingServer struct {
 	rng      *rand.Rand
 	cuts     int    // responses still to cut
 	cutOnly  string // when set, only files with this suffix are cut
-	sent     int64 // body bytes written to clients
+	sent     int64  // body bytes written to clients
 	requests []string
 	srv      *httptest.Server
 }
