@@ -90,3 +90,18 @@ func FuzzBoot(f *testing.F) {
 		}
 	})
 }
+
+// TestTrailerSizeAgrees: boot's trailer geometry, layout's check and
+// imgtool's formula (package mcuboot) agree on the trailer size.
+func TestTrailerSizeAgrees(t *testing.T) {
+	for _, align := range []int{1, 2, 4, 8, 16, 32} {
+		for _, sectors := range []int{16, 128, 512} {
+			b := NewTrailer(1<<20, align, sectors, 0).TrailerSize()
+			l := layout.TrailerSize(align, sectors)
+			m, err := mcuboot.TrailerLayout{Align: align, MaxSectors: sectors}.Size()
+			if err != nil || b != l || b != m {
+				t.Errorf("align %d sectors %d: boot %d, layout %d, imgtool %d (%v)", align, sectors, b, l, m, err)
+			}
+		}
+	}
+}

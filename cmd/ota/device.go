@@ -206,7 +206,7 @@ func newDeviceRollbackCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if st[boot.Secondary].Image == nil {
+				if st[boot.Secondary].Err != nil {
 					return verificationFailed(fmt.Errorf("%w: no valid image in slot B to roll back to: %v", boot.ErrState, st[boot.Secondary].Err))
 				}
 				if err := d.Loader.SetPending(true); err != nil {
@@ -269,10 +269,11 @@ func printStatus(w io.Writer, d *simDevice, asJSON bool) error {
 	var rows []slotJSON
 	for _, s := range st {
 		r := slotJSON{Slot: s.Slot.String(), Magic: s.State.Magic.String(), ImageOK: s.State.ImageOK.String(),
-			CopyDone: s.State.CopyDone.String(), SwapType: s.State.SwapType.String(), Valid: s.Image != nil}
+			CopyDone: s.State.CopyDone.String(), SwapType: s.State.SwapType.String(), Valid: s.Err == nil}
 		if s.Image != nil {
 			r.Version, r.CRC32, r.Size = s.Image.Version.String(), fmt.Sprintf("0x%08x", s.Image.CRC32), s.Image.Size
-		} else if s.Err != nil {
+		}
+		if s.Err != nil {
 			r.Error = s.Err.Error()
 		}
 		rows = append(rows, r)

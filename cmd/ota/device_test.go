@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,4 +78,28 @@ func TestDeviceCLI(t *testing.T) {
 	raw, _ := os.ReadFile(fl)
 	os.WriteFile(fl, raw[:len(raw)/2], 0o644)
 	step(2, "truncated", "device", "status")
+}
+
+// ota device run --flash: the agent polls a signed manifest on a plain
+// HTTP file server and updates the simulated MCUboot device (preset map,
+// swap-scratch) through download, package decryption, slot B, the swap
+// at reboot and the confirmation.
+func TestDeviceRunFlash(t *testing.T) {
+	r := newAgentRelease(t)
+	fl := filepath.Join(t.TempDir(), "dev.flash")
+	pub := filepath.Join(r.keys, "ed25519.pub.pem")
+	if code, out, errs := runLayoutCLI(t, "device", "init", "--flash", fl, "--image", r.slotA, "--key", pub); code != 0 {
+		t.Fatalf("init: %d\n%s%s", code, out, errs)
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(r.manifest))))
+	defer srv.Close()
+	code, out, errs := runLayoutCLI(t, "device", "run", "--flash", fl, "-k", pub, "--package-key", r.aesKey,
+		"--manifest-url", srv.URL+"/manifest.json", "--once", "--manifest-key", filepath.Join(r.keys, "ecdsa-p256.pub.pem"))
+	if code != 0 || !strings.Contains(out, "state CONFIRMED, running 1.2.0+0") {
+		t.Fatalf("run: exit %d\n%s%s", code, out, errs)
+	}
+	_, out, _ = runLayoutCLI(t, "device", "status", "--flash", fl)
+	if !strings.Contains(out, "primary    good   set       set        test       1.2.0+0") || !strings.Contains(out, "secondary  unset") {
+		t.Fatalf("status after run:\n%s", out)
+	}
 }
