@@ -219,3 +219,54 @@ func diffOps(old, new []byte, tu tuning) []op {
 	}
 	return ops
 }
+
+// splitAdds rewrites each add so that stretches of at least minRun
+// unchanged bytes become copies. Without compression (and with the small
+// MCU codec) carrying those zero differences would cost a byte each.
+func splitAdds(old, new []byte, ops []op, minRun int) []op {
+	var out []op
+	t := 0
+	for _, o := range ops {
+		if o.kind != opAdd {
+			out = append(out, o)
+			t += o.n
+			continue
+		}
+		segStart, segKind := 0, opKind(255)
+		push := func(end int, kind opKind) {
+			if end <= segStart {
+				return
+			}
+			if k := len(out); k > 0 && segKind == kind && out[k-1].kind == kind && out[k-1].src+out[k-1].n == o.src+segStart {
+				out[k-1].n += end - segStart
+			} else {
+				out = append(out, op{kind: kind, n: end - segStart, src: o.src + segStart})
+			}
+			segStart, segKind = end, kind
+		}
+		i := 0
+		for i < o.n {
+			j := i
+			for j < o.n && old[o.src+j] == new[t+j] {
+				j++
+			}
+			if j-i >= minRun {
+				push(i, opAdd)
+				push(j, opCopy)
+			}
+			for j < o.n && old[o.src+j] != new[t+j] {
+				j++
+			}
+			i = j
+		}
+		if segStart < o.n {
+			kind := opAdd
+			if bytes.Equal(old[o.src+segStart:o.src+o.n], new[t+segStart:t+o.n]) {
+				kind = opCopy
+			}
+			push(o.n, kind)
+		}
+		t += o.n
+	}
+	return out
+}

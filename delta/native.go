@@ -126,6 +126,16 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 		}
 	}
 	ops := diffOps(old, new, defaultTuning)
+	if opt.Layout == LayoutStream {
+		// Measured on the corpus: uncompressed streams want short copies,
+		// heatshrink long ones; the split layout's codecs code zero
+		// differences so cheaply that splitting only adds instructions.
+		minCopy := 64
+		if opt.Codec != nil && opt.Codec.ID() == codec.None {
+			minCopy = 10
+		}
+		ops = splitAdds(old, new, ops, minCopy)
+	}
 	var best []byte
 	for _, c := range cands {
 		p, err := encodeNative(old, new, ops, opt.Layout, c, bs, opt.SourceVersion, opt.TargetVersion)
