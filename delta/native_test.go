@@ -178,7 +178,7 @@ func TestHostilePatches(t *testing.T) {
 		{"source past end", 0, cat(uv(10<<2|0), sv(7))},
 		{"length past block", 0, cat(uv(11<<2|0), sv(0))},
 		{"zero length", 0, cat(uv(0<<2|2), uv(10<<2|0), sv(0))},
-		{"reserved op", 0, cat(uv(10<<2|3))},
+		{"reserved op", 0, cat(uv(10<<2 | 3))},
 		{"insert past data", 0, cat(uv(10<<2|2), []byte("0123"))},
 		{"add past data", 0, cat(uv(10<<2|1), sv(0), []byte{0, 0})},
 		{"trailing data", 0, cat(good, []byte{0})},
