@@ -80,8 +80,8 @@ type Block struct {
 type Options struct {
 	// Layout of the instruction stream; LayoutSplit gives the smallest patches.
 	Layout Layout
-	// Codec compresses each block; nil picks whichever of lzma and zstd
-	// gives the smaller patch.
+	// Codec compresses each block; nil means lzma, which gave the smallest
+	// patches on the firmware corpus.
 	Codec codec.Codec
 	// BlockSize is the restart interval in target bytes; 0 means
 	// DefaultBlockSize (stream) or DefaultSplitBlockSize (split).
@@ -104,15 +104,14 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 	if len(opt.SourceVersion) > maxVersionLen || len(opt.TargetVersion) > maxVersionLen {
 		return nil, fmt.Errorf("%w: version strings are limited to %d bytes", ErrTooLarge, maxVersionLen)
 	}
-	cands := []codec.Codec{opt.Codec}
-	if opt.Codec == nil {
-		cands = nil
-		for _, name := range []string{"lzma", "zstd"} {
-			c, err := codec.Lookup(name)
-			if err != nil {
-				return nil, err
-			}
-			cands = append(cands, c)
+	c := opt.Codec
+	if c == nil {
+		// lzma gave the smaller patch on all but a few corpus pairs, and
+		// by tenths of a percent there; trying zstd too doubled the
+		// encoder memory for nothing.
+		var err error
+		if c, err = codec.Lookup("lzma"); err != nil {
+			return nil, err
 		}
 	}
 	if opt.Layout != LayoutStream && opt.Layout != LayoutSplit {
@@ -136,17 +135,7 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 		}
 		ops = splitAdds(old, new, ops, minCopy)
 	}
-	var best []byte
-	for _, c := range cands {
-		p, err := encodeNative(old, new, ops, opt.Layout, c, bs, opt.SourceVersion, opt.TargetVersion)
-		if err != nil {
-			return nil, err
-		}
-		if best == nil || len(p) < len(best) {
-			best = p
-		}
-	}
-	return best, nil
+	return encodeNative(old, new, ops, opt.Layout, c, bs, opt.SourceVersion, opt.TargetVersion)
 }
 
 func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs int, sv, tv string) ([]byte, error) {
