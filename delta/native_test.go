@@ -163,9 +163,10 @@ func TestHostilePatches(t *testing.T) {
 	old := []byte("0123456789abcdef")
 	new := []byte("0123456789")
 	uv := func(v uint64) []byte { return binary.AppendUvarint(nil, v) }
+	head := func(n int, k opKind) []byte { return uv(uint64(n)<<2 | uint64(k)) }
 	sv := func(v int64) []byte { return binary.AppendVarint(nil, v) }
 	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
-	good := cat(uv(10<<2|0), sv(0))
+	good := cat(head(10, opCopy), sv(0))
 	if err := ApplyAny(old, craft(old, new, LayoutStream, 0, good), &bytes.Buffer{}); err != nil {
 		t.Fatalf("well-formed crafted patch: %v", err)
 	}
@@ -174,18 +175,18 @@ func TestHostilePatches(t *testing.T) {
 		sp   uint32
 		body []byte
 	}{
-		{"offset before 0", 0, cat(uv(10<<2|0), sv(-1))},
-		{"source past end", 0, cat(uv(10<<2|0), sv(7))},
-		{"length past block", 0, cat(uv(11<<2|0), sv(0))},
-		{"zero length", 0, cat(uv(0<<2|2), uv(10<<2|0), sv(0))},
+		{"offset before 0", 0, cat(head(10, opCopy), sv(-1))},
+		{"source past end", 0, cat(head(10, opCopy), sv(7))},
+		{"length past block", 0, cat(head(11, opCopy), sv(0))},
+		{"zero length", 0, cat(head(0, opInsert), head(10, opCopy), sv(0))},
 		{"reserved op", 0, cat(uv(10<<2 | 3))},
-		{"insert past data", 0, cat(uv(10<<2|2), []byte("0123"))},
-		{"add past data", 0, cat(uv(10<<2|1), sv(0), []byte{0, 0})},
+		{"insert past data", 0, cat(head(10, opInsert), []byte("0123"))},
+		{"add past data", 0, cat(head(10, opAdd), sv(0), []byte{0, 0})},
 		{"trailing data", 0, cat(good, []byte{0})},
-		{"short block", 0, cat(uv(5<<2|0), sv(0))},
+		{"short block", 0, cat(head(5, opCopy), sv(0))},
 		{"overlong varint", 0, bytes.Repeat([]byte{0xff}, 12)},
 		{"block source pos past end", 99, good},
-		{"huge svarint", 0, cat(uv(10<<2|0), sv(1<<40))},
+		{"huge svarint", 0, cat(head(10, opCopy), sv(1<<40))},
 	}
 	for _, c := range cases {
 		err := ApplyAny(old, craft(old, new, LayoutStream, c.sp, c.body), &bytes.Buffer{})
