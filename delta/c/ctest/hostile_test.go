@@ -119,7 +119,7 @@ func ins(data []byte) []byte {
 }
 
 func cp(n int, d int64) []byte {
-	return binary.AppendVarint(binary.AppendUvarint(nil, uint64(n)<<2|0), d)
+	return binary.AppendVarint(binary.AppendUvarint(nil, uint64(n)<<2), d) // op 0: COPY
 }
 
 func add(n int, d int64, diff []byte) []byte {

@@ -3,7 +3,6 @@ package ctest
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"sync"
 	"testing"
 
@@ -128,6 +127,6 @@ func TestNativeHeatshrinkDirect(t *testing.T) {
 		done++
 	}
 	if done != 2 {
-		t.Fatal(fmt.Sprintf("expected 2 small corpus pairs, found %d", done))
+		t.Fatalf("expected 2 small corpus pairs, found %d", done)
 	}
 }
