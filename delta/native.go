@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 
 	"github.com/otakit/otakit/codec"
 )
@@ -75,7 +74,8 @@ type Block struct {
 type Options struct {
 	// Layout of the instruction stream; LayoutSplit gives the smallest patches.
 	Layout Layout
-	// Codec compresses each block; nil means lzma.
+	// Codec compresses each block; nil picks whichever of lzma and zstd
+	// gives the smaller patch.
 	Codec codec.Codec
 	// BlockSize is the restart interval in target bytes; 0 means DefaultBlockSize.
 	BlockSize int
@@ -97,11 +97,15 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 	if len(opt.SourceVersion) > maxVersionLen || len(opt.TargetVersion) > maxVersionLen {
 		return nil, fmt.Errorf("%w: version strings are limited to %d bytes", ErrTooLarge, maxVersionLen)
 	}
-	c := opt.Codec
-	if c == nil {
-		var err error
-		if c, err = codec.Lookup("lzma"); err != nil {
-			return nil, err
+	cands := []codec.Codec{opt.Codec}
+	if opt.Codec == nil {
+		cands = nil
+		for _, name := range []string{"lzma", "zstd"} {
+			c, err := codec.Lookup(name)
+			if err != nil {
+				return nil, err
+			}
+			cands = append(cands, c)
 		}
 	}
 	if opt.Layout != LayoutStream && opt.Layout != LayoutSplit {
@@ -112,7 +116,17 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 		bs = DefaultBlockSize
 	}
 	ops := diffOps(old, new, defaultTuning)
-	return encodeNative(old, new, ops, opt.Layout, c, bs, opt.SourceVersion, opt.TargetVersion)
+	var best []byte
+	for _, c := range cands {
+		p, err := encodeNative(old, new, ops, opt.Layout, c, bs, opt.SourceVersion, opt.TargetVersion)
+		if err != nil {
+			return nil, err
+		}
+		if best == nil || len(p) < len(best) {
+			best = p
+		}
+	}
+	return best, nil
 }
 
 func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs int, sv, tv string) ([]byte, error) {
@@ -126,7 +140,7 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 	var body bytes.Buffer
 	var ctrl, diff, lit, plain []byte
 	var tmp [binary.MaxVarintLen64]byte
-	maxDecoded := 0
+	maxDecoded, window := 0, 0
 	sp, oi, consumed := 0, 0, 0 // consumed: bytes of ops[oi] already emitted
 	for b := 0; b < nblocks; b++ {
 		start := b * bs
@@ -200,9 +214,17 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 			return nil, ErrTooLarge
 		}
 		table[b].PackedSize = uint32(body.Len() - before)
+		if c.ID() == codec.Heatshrink && body.Len() > before {
+			// The stream's first byte is W<<4|L; the decoder keeps 2^W bytes.
+			window = max(window, 1<<(body.Bytes()[before]>>4))
+		}
 	}
 	if layout == LayoutSplit {
 		h.ApplierRAM = uint32(maxDecoded)
+	} else {
+		// A streaming applier keeps the block table (it arrives before the
+		// blocks) and the codec's window.
+		h.ApplierRAM = uint32(tableEntryLen*nblocks + window)
 	}
 	out := h.appendTo(nil, table)
 	return append(out, body.Bytes()...), nil
@@ -228,5 +250,3 @@ func (h *Header) appendTo(b []byte, table []Block) []byte {
 	}
 	return b
 }
-
-var _ = io.EOF

@@ -11,6 +11,11 @@ need=(
   "xdelta3 xdelta3"
   "zstd zstd"
   "xz xz-utils"
+  "openssl openssl"
+  "softhsm2-util softhsm2"
+  "/usr/share/python3-intelhex/hexinfo.py python3-intelhex"
+  "node nodejs"
+  "chromium chromium"
 )
 
 missing=()
@@ -25,8 +30,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   # policy-rc.d keeps Debian's maintainer scripts from starting system services.
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
   $SUDO chmod +x /usr/sbin/policy-rc.d
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u)
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u)
 fi
 for pair in "${need[@]}"; do
   set -- $pair
