@@ -17,8 +17,14 @@ const Magic = "OTAD"
 // Version is the native format version this package writes and reads.
 const Version = 1
 
-// DefaultBlockSize is the default restart interval in target bytes.
+// DefaultBlockSize is the default restart interval in target bytes of the
+// stream layout: small, so a device loses little work on a power cut.
 const DefaultBlockSize = 64 << 10
+
+// DefaultSplitBlockSize is the default restart interval of the split layout:
+// larger, because every block restarts the codec (costing compression) and
+// its applier buffers a block anyway.
+const DefaultSplitBlockSize = 1 << 20
 
 // Layout says how instructions and their data are arranged in a block.
 type Layout uint8
@@ -77,7 +83,8 @@ type Options struct {
 	// Codec compresses each block; nil picks whichever of lzma and zstd
 	// gives the smaller patch.
 	Codec codec.Codec
-	// BlockSize is the restart interval in target bytes; 0 means DefaultBlockSize.
+	// BlockSize is the restart interval in target bytes; 0 means
+	// DefaultBlockSize (stream) or DefaultSplitBlockSize (split).
 	BlockSize int
 	// SourceVersion and TargetVersion are stored in the header (≤255 bytes each).
 	SourceVersion, TargetVersion string
@@ -114,6 +121,9 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 	bs := opt.BlockSize
 	if bs <= 0 {
 		bs = DefaultBlockSize
+		if opt.Layout == LayoutSplit {
+			bs = DefaultSplitBlockSize
+		}
 	}
 	ops := diffOps(old, new, defaultTuning)
 	var best []byte
@@ -200,16 +210,11 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 		}
 		maxDecoded = max(maxDecoded, len(plain))
 		before := body.Len()
-		w, err := c.NewWriter(&body)
+		packed, err := compressBlock(c, plain)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := w.Write(plain); err != nil {
-			return nil, err
-		}
-		if err := w.Close(); err != nil {
-			return nil, err
-		}
+		body.Write(packed)
 		if body.Len()-before > maxImageSize {
 			return nil, ErrTooLarge
 		}
