@@ -154,6 +154,7 @@ func TestHostilePatches(t *testing.T) {
 			le.PutUint32(h[80:], 1)
 		}}, eNoMem, nil},
 		{"huge target", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { le.PutUint32(h[12:], 0xffffffff) }}, eNoMem, nil},
+		{"applier_ram over work buffer", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { le.PutUint32(h[84:], workBytes+1) }}, eNoMem, nil},
 		{"source size differs", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { le.PutUint32(h[8:], 35) }}, eSourceSize, nil},
 		{"wrong source hash", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { h[16] ^= 1 }}, eSourceHash, []string{"verify-source"}},
 		{"wrong target hash", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { h[48] ^= 1 }}, eTargetHash, nil},
