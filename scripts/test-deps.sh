@@ -15,6 +15,7 @@ need=(
   "softhsm2-util softhsm2"
   "/usr/share/python3-intelhex/hexinfo.py python3-intelhex"
   "node nodejs"
+  "chromium chromium"
 )
 
 missing=()

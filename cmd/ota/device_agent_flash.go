@@ -20,5 +20,5 @@ func openFlashDevice(path string, d *device) error {
 	return nil
 }
 
-// deltaPatcher returns the delta applier, or nil while there is none.
-func deltaPatcher() agent.Patcher { return nil }
+// deltaPatcher returns the delta applier (package delta).
+func deltaPatcher() agent.Patcher { return agent.DeltaPatches{} }
