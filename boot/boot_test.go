@@ -167,14 +167,16 @@ func TestPowerLossMatrix(t *testing.T) {
 		align  int
 		erased byte
 		small  bool // a new image that stays clear of the trailer's sectors
+		aged   bool // the device was updated before: used trailers, an image in slot B
 	}
-	cfgs := []cfg{{1, 0xFF, false}, {8, 0x00, false}, {32, 0xFF, false}, {8, 0xFF, true}}
+	cfgs := []cfg{{1, 0xFF, false, false}, {8, 0x00, false, false}, {32, 0xFF, false, false}, {8, 0xFF, true, false}, {4, 0xFF, false, true}}
 	if os.Getenv("OTA_LONG") != "" {
 		cfgs = nil
 		for _, a := range []int{1, 4, 8, 32} {
 			for _, e := range []byte{0xFF, 0x00} {
-				cfgs = append(cfgs, cfg{a, e, false}, cfg{a, e, true})
+				cfgs = append(cfgs, cfg{a, e, false, false}, cfg{a, e, true, false})
 			}
+			cfgs = append(cfgs, cfg{a, 0xFF, false, true})
 		}
 	}
 	total, lostReverts := 0, 0
@@ -184,6 +186,9 @@ func TestPowerLossMatrix(t *testing.T) {
 				continue // only swap-scratch takes another path for small images
 			}
 			r := newRig(t, mode, c.align, c.erased, key, c.small)
+			if c.aged {
+				r.age()
+			}
 			for _, goal := range []string{"update", "revert"} {
 				// Reference run: how many operations the scenario takes.
 				dev := r.factory.Clone()
