@@ -118,6 +118,7 @@ const (
 	Secondary Slot = 1
 )
 
+// String names the slot.
 func (s Slot) String() string {
 	if s == Primary {
 		return "primary"
