@@ -190,7 +190,11 @@ func TestPowerLossMatrix(t *testing.T) {
 				if c.aged {
 					r.age()
 				}
-				for _, goal := range []string{"update", "revert"} {
+				goals := []string{"update", "revert"}
+				if c.aged || os.Getenv("OTA_LONG") != "" {
+					goals = append(goals, "perm")
+				}
+				for _, goal := range goals {
 					// Reference run: how many operations the scenario takes.
 					dev := r.factory.Clone()
 					var cnt uint32
@@ -214,7 +218,7 @@ func TestPowerLossMatrix(t *testing.T) {
 						}
 						slots := r.checkSlots(dev)
 						switch {
-						case goal == "update":
+						case goal == "update" || goal == "perm":
 							if out.final != "new" || !out.confirmed || out.counter != 2 {
 								t.Fatalf("%s update cut %d: ended %+v", r.name(), cut, out)
 							}

@@ -256,17 +256,21 @@ func (r *rig) drive(dev *flash.Device, goal string, installed bool, lastCounter 
 		out := outcome{final: w, confirmed: res.Confirmed, counter: c}
 		st, _ := d.Loader.Status()
 		trace = append(trace, fmt.Sprintf("boot %v->%s confirmed=%v resumed=%v pri=%+v sec=%+v", res.SwapType, w, res.Confirmed, res.Resumed, st[0].State, st[1].State))
+		upd := goal != "revert" // update, or perm: a permanent swap
 		switch {
-		case goal == "update" && w == "new" && !res.Confirmed:
+		case upd && w == "new" && !res.Confirmed:
+			if goal == "perm" {
+				r.t.Fatalf("%s: a permanent swap left the image on trial", r.name())
+			}
 			err = d.Loader.Confirm()
-		case goal == "update" && w == "new" && res.SwapType == SwapNone:
+		case upd && w == "new" && res.SwapType == SwapNone:
 			return out, nil
 		case w == "old" && !installed:
 			installed = true
 			if err = d.Loader.WriteSecondary(bytes.NewReader(r.new)); err == nil {
-				err = d.Loader.SetPending(false)
+				err = d.Loader.SetPending(goal == "perm")
 			}
-		case goal == "update" && w == "old":
+		case upd && w == "old":
 			installed = false // the update did not take: start over
 		case goal == "revert" && w == "old" && res.SwapType == SwapNone:
 			return out, nil
