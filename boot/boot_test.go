@@ -168,15 +168,16 @@ func TestPowerLossMatrix(t *testing.T) {
 		erased byte
 		small  bool // a new image that stays clear of the trailer's sectors
 		aged   bool // the device was updated before: used trailers, an image in slot B
+		bits   bool // torn erases flip random bits anywhere in the sector
 	}
-	cfgs := []cfg{{1, 0xFF, false, false}, {32, 0x00, false, false}, {8, 0xFF, true, false}, {4, 0xFF, false, true}}
+	cfgs := []cfg{{1, 0xFF, false, false, false}, {32, 0x00, false, false, false}, {8, 0xFF, true, false, false}, {4, 0xFF, false, true, false}, {8, 0xFF, false, false, true}}
 	if os.Getenv("OTA_LONG") != "" {
 		cfgs = nil
 		for _, a := range []int{1, 4, 8, 32} {
 			for _, e := range []byte{0xFF, 0x00} {
-				cfgs = append(cfgs, cfg{a, e, false, false}, cfg{a, e, true, false})
+				cfgs = append(cfgs, cfg{a, e, false, false, false}, cfg{a, e, true, false, false}, cfg{a, e, false, false, true})
 			}
-			cfgs = append(cfgs, cfg{a, 0xFF, false, true})
+			cfgs = append(cfgs, cfg{a, 0xFF, false, true, false})
 		}
 	}
 	total, lostReverts := 0, 0
@@ -190,6 +191,7 @@ func TestPowerLossMatrix(t *testing.T) {
 				if c.aged {
 					r.age()
 				}
+				r.factory.TearBits(c.bits)
 				goals := []string{"update", "revert"}
 				if c.aged || os.Getenv("OTA_LONG") != "" {
 					goals = append(goals, "perm")

@@ -162,3 +162,53 @@ func TestCorruptTrailers(t *testing.T) {
 		t.Fatalf("confirm with bad magic: %v", err)
 	}
 }
+
+// TestScratchEraseTornKeepsMagic: the scratch erase that ends the swap of
+// the trailer's chunk is cut so that the scratch magic survives but its
+// data does not (possible when erase tears bits anywhere). The primary
+// slot has already recorded the step, so the boot must carry on from the
+// primary's status and not copy the damaged scratch again.
+func TestScratchEraseTornKeepsMagic(t *testing.T) {
+	key := loadKey(t, "ed25519.pem")
+	r := newRig(t, layout.SwapScratch, 8, 0xFF, key)
+	found := false
+	dev := r.factory.Clone()
+	var c uint32
+	if _, err := r.drive(dev, "update", false, &c); err != nil {
+		t.Fatal(err)
+	}
+	for cut := 1; cut <= dev.Ops() && !found; cut++ {
+		d := r.factory.Clone()
+		d.CutPowerAt(cut, 1)
+		var counter uint32
+		r.drive(d, "update", false, &counter)
+		d.PowerOn()
+		l := r.open(d).Loader
+		ss, _ := l.readState(l.scr, l.tScr)
+		ps, _ := l.readState(l.pri, l.tPri)
+		np, _ := l.lastEntry(l.pri, l.tPri, 0, l.tPri.MaxSectors*StateCount)
+		ns, _ := l.lastEntry(l.scr, l.tScr, 0, l.tScr.MaxSectors*StateCount)
+		if ss.Magic != MagicGood || ps.Magic != MagicGood || np != 2 || ns != 1 {
+			continue
+		}
+		// The state right before the scratch erase: damage the scratch
+		// data as a torn erase may, keeping its trailer.
+		found = true
+		img := d.Snapshot()
+		off := l.scr.off
+		for i := 0; i < l.tScr.StatusOff(); i++ {
+			img[off+i] |= 0x10
+		}
+		d2, _ := flash.New(r.m.Flash)
+		if err := d2.Write(0, img); err != nil {
+			t.Fatal(err)
+		}
+		out, err := r.drive(d2, "update", true, &counter)
+		if err != nil || out.final != "new" || r.checkSlots(d2)[Secondary] != "old" {
+			t.Fatalf("cut %d: %+v %v", cut, out, err)
+		}
+	}
+	if !found {
+		t.Fatal("no cut point left the primary done and the scratch trailer intact")
+	}
+}
