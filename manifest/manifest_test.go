@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,14 +63,23 @@ func fakeImage(v string, payload []byte) []byte {
 	return append(b, tlv...)
 }
 
+var (
+	rsaOnce sync.Once
+	rsaKey  *rsa.PrivateKey
+	rsaErr  error
+)
+
+// genKeys returns fresh Ed25519 and ECDSA keys and a shared RSA key (RSA
+// generation is slow and its freshness is not under test).
 func genKeys(t testing.TB) map[string]crypto.Signer {
 	t.Helper()
 	ed := func() crypto.Signer { _, k, _ := ed25519.GenerateKey(rand.Reader); return k }
 	ec := func(c elliptic.Curve) crypto.Signer { k, _ := ecdsa.GenerateKey(c, rand.Reader); return k }
-	rk, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
+	rsaOnce.Do(func() { rsaKey, rsaErr = rsa.GenerateKey(rand.Reader, 2048) })
+	if rsaErr != nil {
+		t.Fatal(rsaErr)
 	}
+	rk := rsaKey
 	return map[string]crypto.Signer{
 		AlgEd25519: ed(), AlgECDSAP256: ec(elliptic.P256()), AlgECDSAP384: ec(elliptic.P384()), AlgRSAPSS: rk,
 	}

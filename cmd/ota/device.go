@@ -101,7 +101,7 @@ func newDeviceInitCmd() *cobra.Command {
 			}
 			meta := deviceMeta{Map: mj, Mode: md, MaxSectors: maxSectors}
 			for _, p := range keyPaths {
-				pub, err := loadPublicOrPrivate(p)
+				pub, err := loadPublicOrPrivate(c, p)
 				if err != nil {
 					return err
 				}
@@ -310,12 +310,12 @@ func dash(s string) string {
 }
 
 // loadPublicOrPrivate reads a PEM public key, or derives it from a
-// private key.
-func loadPublicOrPrivate(path string) (crypto.PublicKey, error) {
+// private key (asking for its password if it is encrypted).
+func loadPublicOrPrivate(cmd *cobra.Command, path string) (crypto.PublicKey, error) {
 	if pub, err := keys.LoadPublic(path); err == nil {
 		return pub, nil
 	}
-	priv, err := keys.LoadPrivate(path, keyPassword())
+	priv, err := loadPrivateKeyPrompt(cmd, path)
 	if err != nil {
 		return nil, err
 	}

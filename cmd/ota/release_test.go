@@ -91,6 +91,8 @@ func TestReleaseEndToEnd(t *testing.T) {
 	if got, err := applyPatch(old, patch); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("delta does not rebuild the signed 1.2.0 image: %v", err)
 	}
+	runOTAExpect(t, 0, "delta", "apply", signed1, p("patch.bin"), p("rebuilt.bin"))
+	mustEqualFiles(t, p("rebuilt.bin"), signed2)
 	// The manifest verifies, with its files, for a device on 1.1.0 (offered the delta).
 	os.WriteFile(p("device.json"), []byte(`{"hardwareRevision":"rev-a","bootloaderVersion":"1.0.0","currentVersion":"1.1.0+7"}`), 0o644)
 	out = runOTAExpect(t, 0, "manifest", "verify", "--key", pub, filepath.Join(r2, "manifest.json"), "--device", p("device.json"), "--last-sequence", "1")
