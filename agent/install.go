@@ -355,6 +355,9 @@ func (a *Agent) download(ctx context.Context) error {
 				}
 				a.progress()
 			}
+			if err == nil && ctx.Err() != nil {
+				err = ctx.Err() // stop now, even if the body is already buffered
+			}
 			if err != nil {
 				if err != io.EOF {
 					rerr = err
@@ -364,6 +367,9 @@ func (a *Agent) download(ctx context.Context) error {
 		}
 		resp.Body.Close()
 		if err := checkpoint(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if rerr == nil && art.Size <= 0 {
