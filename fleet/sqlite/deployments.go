@@ -333,6 +333,7 @@ func (db *DB) StartDue(ctx context.Context, now time.Time) error {
 	}
 	_, err := db.w.ExecContext(ctx, `UPDATE deployments SET state = 'running', reason = 'scheduled start', updated_at = ?
 		WHERE state = 'scheduled' AND start_at <= ?`, ms(now), ms(now))
+	db.gen.Add(1)
 	return err
 }
 
@@ -454,6 +455,12 @@ func (db *DB) transition(ctx context.Context, tx *sql.Tx, e *fleet.Execution, st
 	return db.evaluate(ctx, tx, e.DeploymentID)
 }
 
+const offerQuery = `SELECT e.id, e.deployment_id, e.device_id, e.phase, e.state, e.device_state, e.progress,
+	e.bytes, e.total_bytes, e.speed, e.artifact, e.error, e.updated_at, d.state, d.current_phase, d.release_id
+	FROM executions e JOIN deployments d ON d.id = e.deployment_id
+	WHERE e.device_id = ? AND e.state IN ` + activeStates + ` AND d.state IN ('running','paused')
+	ORDER BY d.created_at`
+
 // offer finds the update device d should install now. The common answer,
 // "nothing", costs one indexed query.
 func (db *DB) offer(ctx context.Context, d *fleet.Device) (*fleet.Offer, error) {
@@ -462,11 +469,7 @@ func (db *DB) offer(ctx context.Context, d *fleet.Device) (*fleet.Offer, error) 
 		depState, relID string
 		curPhase        int
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT e.id, e.deployment_id, e.device_id, e.phase, e.state, e.device_state, e.progress,
-		e.bytes, e.total_bytes, e.speed, e.artifact, e.error, e.updated_at, d.state, d.current_phase, d.release_id
-		FROM executions e JOIN deployments d ON d.id = e.deployment_id
-		WHERE e.device_id = ? AND e.state IN `+activeStates+` AND d.state IN ('running','paused')
-		ORDER BY d.created_at`, d.ID)
+	rows, err := db.offerStmt.QueryContext(ctx, d.ID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: offer: %w", err)
 	}

@@ -188,7 +188,7 @@ func (db *DB) scanDevice(s scanner) (*fleet.Device, error) {
 
 // Device returns one device.
 func (db *DB) Device(ctx context.Context, id string) (*fleet.Device, error) {
-	d, err := db.scanDevice(db.r.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ?`, id))
+	d, err := db.scanDevice(db.deviceStmt.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: device %q", fleet.ErrNotFound, id)
 	}
@@ -341,7 +341,15 @@ func (db *DB) CheckIn(ctx context.Context, id string, c fleet.CheckIn) (*fleet.O
 			return nil, fmt.Errorf("sqlite: check-in: %w", err)
 		}
 	}
-	return db.offer(ctx, d)
+	gen := db.gen.Load()
+	if g, ok := db.noOffer.Load(id); ok && g.(uint64) == gen {
+		return nil, nil
+	}
+	off, err := db.offer(ctx, d)
+	if err == nil && off == nil {
+		db.noOffer.Store(id, gen)
+	}
+	return off, err
 }
 
 // facts returns what check-ins compare against: the device as last read.

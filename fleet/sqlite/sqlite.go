@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/otakit/otakit/fleet"
@@ -120,6 +121,16 @@ type DB struct {
 	r   *sql.DB // readers
 	now func() time.Time
 
+	// Hot-path statements, prepared once: parsing SQL costs more than
+	// running these indexed lookups.
+	offerStmt, deviceStmt *sql.Stmt
+
+	// gen counts committed writes that may create offers; noOffer maps a
+	// device id to the gen at which its check-in found nothing, so an idle
+	// fleet checks in without touching the database.
+	gen     atomic.Uint64
+	noOffer sync.Map
+
 	tokens   sync.Map // token hash -> device id; tokens never change
 	devCache sync.Map // device id -> *fleet.Device, for check-ins
 
@@ -161,6 +172,14 @@ func Open(path string) (*DB, error) {
 	r.SetConnMaxIdleTime(0)
 	r.SetConnMaxLifetime(0)
 	db.r = r
+	if db.offerStmt, err = r.Prepare(offerQuery); err == nil {
+		db.deviceStmt, err = r.Prepare(`SELECT ` + deviceCols + ` FROM devices WHERE id = ?`)
+	}
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite: prepare: %w", err)
+	}
 	go db.flushLoop()
 	return db, nil
 }
@@ -170,6 +189,8 @@ func (db *DB) Close() error {
 	close(db.stop)
 	<-db.done
 	err := db.flushSeen()
+	db.offerStmt.Close()
+	db.deviceStmt.Close()
 	err2 := db.r.Close()
 	err3 := db.w.Close()
 	return errors.Join(err, err2, err3)
@@ -239,7 +260,7 @@ func (db *DB) flushSeen() error {
 	if len(seen) == 0 {
 		return nil
 	}
-	return db.tx(context.Background(), func(tx *sql.Tx) error {
+	return db.txNoBump(context.Background(), func(tx *sql.Tx) error {
 		st, err := tx.Prepare(`UPDATE devices SET last_seen = ? WHERE id = ? AND last_seen < ?`)
 		if err != nil {
 			return err
@@ -260,8 +281,17 @@ func (db *DB) markSeen(id string, t time.Time) {
 	db.seenMu.Unlock()
 }
 
-// tx runs fn in a write transaction.
+// tx runs fn in a write transaction, then invalidates the cached "no
+// offer" answers: after the commit, so a check-in that read the old state
+// cannot cache it under the new generation.
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	err := db.txNoBump(ctx, fn)
+	db.gen.Add(1)
+	return err
+}
+
+// txNoBump is tx for writes that can never create an offer.
+func (db *DB) txNoBump(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
