@@ -42,6 +42,7 @@ func main() {
 	dur := flag.Duration("duration", 8*time.Second, "check-in measurement time per size")
 	dlDevices := flag.Int("download-devices", 1000, "concurrent downloading devices")
 	imgSize := flag.Int("image", 4<<20, "image size in bytes for the download test")
+	pprofAddr := flag.String("pprof", "", "pass --pprof-addr to ota serve (e.g. 127.0.0.1:6060)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -55,7 +56,7 @@ func main() {
 
 	token := "bench-admin"
 	srv := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(tmp, "data"),
-		"--admin-token", token, "--log-level", "warn", "--poll", "60")
+		"--admin-token", token, "--log-level", "warn", "--poll", "60", "--pprof-addr", *pprofAddr)
 	out, err := srv.StdoutPipe()
 	check(err)
 	srv.Stderr = os.Stderr

@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -58,6 +59,7 @@ are the flag names. Flags win over the environment, which wins over the file.`,
 	f.Int64("max-upload", fleethttp.DefaultMaxUpload, "largest release upload, bytes")
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "text", "text or json")
+	f.String("pprof-addr", "", "serve Go's net/http/pprof profiles on this loopback address (off by default)")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long to wait for requests on shutdown")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := applyEnvAndConfig(f); err != nil {
@@ -204,6 +206,19 @@ func runServe(stdout, stderr io.Writer, f *pflag.FlagSet) error {
 			}
 		}
 	}()
+	if pa := get("pprof-addr"); pa != "" {
+		pm := http.NewServeMux()
+		pm.HandleFunc("/debug/pprof/", pprof.Index)
+		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		pln, err := net.Listen("tcp", pa)
+		if err != nil {
+			return fmt.Errorf("--pprof-addr: %w", err)
+		}
+		go http.Serve(pln, pm)
+		logger.Info("pprof", "addr", pln.Addr().String())
+	}
 	url := fmt.Sprintf("%s://%s", scheme, ln.Addr())
 	fmt.Fprintf(stdout, "ota serve: listening on %s (dashboard %s/ui/, admin token in %s)\n", url, url,
 		tokenSource(get("admin-token"), data))

@@ -45,6 +45,7 @@ func (db *DB) CreateDeployment(ctx context.Context, d *fleet.Deployment) error {
 			ms(d.StartAt), d.State, 0, "", ms(now), ms(now)); err != nil {
 			return fmt.Errorf("sqlite: insert deployment: %w", err)
 		}
+		db.mayCreateOffers(tx)
 		phase := fleet.AssignPhases(d.ID, ids, d.Phases)
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO executions (deployment_id, device_id, phase, state, updated_at) VALUES (?,?,?,?,?)`)
 		if err != nil {
@@ -210,6 +211,7 @@ func (db *DB) Deployments(ctx context.Context) ([]*fleet.Deployment, error) {
 
 // setDeploymentState updates state, phase and reason.
 func (db *DB) setDeploymentState(ctx context.Context, tx *sql.Tx, d *fleet.Deployment) error {
+	db.mayCreateOffers(tx)
 	d.UpdatedAt = db.now().UTC()
 	_, err := tx.ExecContext(ctx, `UPDATE deployments SET state = ?, current_phase = ?, reason = ?, updated_at = ? WHERE id = ?`,
 		d.State, d.CurrentPhase, d.Reason, ms(d.UpdatedAt), d.ID)

@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -130,6 +131,7 @@ type DB struct {
 	// fleet checks in without touching the database.
 	gen     atomic.Uint64
 	noOffer sync.Map
+	bumpTx  sync.Map // *sql.Tx -> true: bump gen after this commit
 
 	tokens   sync.Map // token hash -> device id; tokens never change
 	devCache sync.Map // device id -> *fleet.Device, for check-ins
@@ -260,19 +262,15 @@ func (db *DB) flushSeen() error {
 	if len(seen) == 0 {
 		return nil
 	}
-	return db.txNoBump(context.Background(), func(tx *sql.Tx) error {
-		st, err := tx.Prepare(`UPDATE devices SET last_seen = ? WHERE id = ? AND last_seen < ?`)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for id, t := range seen {
-			if _, err := st.Exec(t, id, t); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	// One statement for the whole batch: per-row statements cost more in
+	// database/sql than the updates themselves.
+	b, _ := json.Marshal(seen)
+	_, err := db.w.Exec(`UPDATE devices SET last_seen = j.value FROM json_each(?) AS j
+		WHERE devices.id = j.key AND devices.last_seen < j.value`, string(b))
+	if err != nil {
+		return fmt.Errorf("sqlite: flushing last-seen times: %w", err)
+	}
+	return nil
 }
 
 func (db *DB) markSeen(id string, t time.Time) {
@@ -285,17 +283,15 @@ func (db *DB) markSeen(id string, t time.Time) {
 // offer" answers: after the commit, so a check-in that read the old state
 // cannot cache it under the new generation.
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	err := db.txNoBump(ctx, fn)
-	db.gen.Add(1)
-	return err
-}
-
-// txNoBump is tx for writes that can never create an offer.
-func (db *DB) txNoBump(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
+	defer func() {
+		if _, ok := db.bumpTx.LoadAndDelete(tx); ok {
+			db.gen.Add(1)
+		}
+	}()
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
@@ -305,6 +301,11 @@ func (db *DB) txNoBump(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	return nil
 }
+
+// mayCreateOffers marks tx as changing a deployment in a way that can make
+// offers appear (new deployment, new phase, resumed or started), so the
+// cached "no offer" answers are dropped once it commits.
+func (db *DB) mayCreateOffers(tx *sql.Tx) { db.bumpTx.Store(tx, true) }
 
 func newID(prefix string) string {
 	b := make([]byte, 8)
