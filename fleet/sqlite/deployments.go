@@ -509,14 +509,11 @@ func (db *DB) offer(ctx context.Context, d *fleet.Device) (*fleet.Offer, error) 
 				if e.State != fleet.ExecPending {
 					return nil // someone else moved it on
 				}
-				if cerr := rel.Compatible(d.HardwareRevision, d.BootloaderVersion, d.CurrentVersion); cerr != nil {
+				a, cerr := rel.Choose(d.HardwareRevision, d.BootloaderVersion, d.CurrentVersion)
+				if cerr != nil {
 					skip = true
 					e.Error = cerr.Error()
 					return db.transition(ctx, tx, e, fleet.ExecSkipped, cerr.Error())
-				}
-				a, ok := rel.BestArtifact(d.CurrentVersion)
-				if !ok {
-					return fmt.Errorf("%w: release %s has no image", fleet.ErrInvalid, rel.ID)
 				}
 				e.Artifact = a.Name
 				return db.transition(ctx, tx, e, fleet.ExecOffered, "offered "+a.Name)
