@@ -3,8 +3,9 @@
 // ID or a short name and stream through it.
 //
 // Built in: none, lz4 (frame format), zlib (RFC 1950), lzma (the classic
-// .lzma "alone" format) and zstd. Other packages may Register more (the delta
-// package adds a small-RAM codec for microcontrollers).
+// .lzma "alone" format), zstd and heatshrink (a bit-level LZSS whose decoder
+// needs only a 2^W-byte window, for microcontrollers). Other packages may
+// Register more.
 package codec
 
 import (
@@ -26,7 +27,7 @@ const (
 	Zlib       ID = 2
 	LZMA       ID = 3
 	Zstd       ID = 4
-	Heatshrink ID = 5 // registered by package delta
+	Heatshrink ID = 5 // small-RAM LZSS for microcontrollers, see heatshrink.go
 )
 
 // Codec compresses and decompresses one stream format.

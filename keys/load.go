@@ -1,6 +1,7 @@
 // Package keys generates, loads and exports the keys otakit signs and
 // encrypts with: ECDSA P-256/P-384, Ed25519, RSA-2048/3072 and X25519, in the
-// PEM encodings MCUboot's imgtool writes and reads.
+// PEM encodings MCUboot's imgtool writes and reads. It also opens signing
+// keys held outside the process (PKCS#11 tokens) behind one Signer interface.
 package keys
 
 import (
@@ -16,8 +17,19 @@ import (
 	"os"
 )
 
-// ErrNoPEM is returned when a key file holds no PEM block.
-var ErrNoPEM = errors.New("keys: no PEM block found")
+// Errors returned when a key cannot be read.
+var (
+	// ErrNoPEM is returned when a key file holds no PEM block.
+	ErrNoPEM = errors.New("keys: no PEM block found")
+	// ErrPasswordRequired is returned for an encrypted private key when no
+	// password was given.
+	ErrPasswordRequired = errors.New("keys: the private key is encrypted and needs a password")
+	// ErrBadPassword is returned when an encrypted private key does not
+	// decrypt with the given password (or its ciphertext is corrupt).
+	ErrBadPassword = errors.New("keys: wrong password or corrupt encrypted key")
+	// ErrUnsupportedKey is returned for key types MCUboot does not use.
+	ErrUnsupportedKey = errors.New("keys: unsupported key type")
+)
 
 // LoadPrivate reads a private key from a PEM file. password decrypts an
 // encrypted PKCS#8 key; it is ignored for unencrypted keys. The result is an
@@ -35,28 +47,44 @@ func LoadPrivate(path string, password []byte) (crypto.PrivateKey, error) {
 	return k, nil
 }
 
-// ParsePrivate parses a PEM-encoded private key (PKCS#8, PKCS#1 RSA or SEC 1 EC).
+// ParsePrivate parses a PEM-encoded private key (PKCS#8, encrypted PKCS#8,
+// PKCS#1 RSA or SEC 1 EC). Encrypted keys need password; otherwise it is
+// ignored.
 func ParsePrivate(data, password []byte) (crypto.PrivateKey, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, ErrNoPEM
 	}
+	var (
+		k   any
+		err error
+	)
 	switch block.Type {
 	case "PRIVATE KEY":
-		return x509.ParsePKCS8PrivateKey(block.Bytes)
+		k, err = x509.ParsePKCS8PrivateKey(block.Bytes)
 	case "RSA PRIVATE KEY":
-		return x509.ParsePKCS1PrivateKey(block.Bytes)
+		k, err = x509.ParsePKCS1PrivateKey(block.Bytes)
 	case "EC PRIVATE KEY":
-		return x509.ParseECPrivateKey(block.Bytes)
+		k, err = x509.ParseECPrivateKey(block.Bytes)
 	case "ENCRYPTED PRIVATE KEY":
-		return parseEncryptedPKCS8(block.Bytes, password)
+		k, err = parseEncryptedPKCS8(block.Bytes, password)
 	default:
 		return nil, fmt.Errorf("keys: unsupported PEM block %q", block.Type)
 	}
+	if err != nil {
+		if errors.Is(err, ErrPasswordRequired) || errors.Is(err, ErrBadPassword) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("keys: %s: %w", block.Type, err)
+	}
+	if _, err := TypeOf(k); err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 // LoadPublic reads a public key from a PEM file holding either a public key
-// or a private key (whose public half is returned).
+// or an unencrypted private key (whose public half is returned).
 func LoadPublic(path string) (crypto.PublicKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -69,24 +97,36 @@ func LoadPublic(path string) (crypto.PublicKey, error) {
 	return k, nil
 }
 
-// ParsePublic parses a PEM public key (PKIX) or the public half of a PEM
-// private key.
+// ParsePublic parses a PEM public key (PKIX or PKCS#1 RSA) or the public
+// half of an unencrypted PEM private key.
 func ParsePublic(data []byte) (crypto.PublicKey, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, ErrNoPEM
 	}
+	var (
+		k   any
+		err error
+	)
 	switch block.Type {
 	case "PUBLIC KEY":
-		return x509.ParsePKIXPublicKey(block.Bytes)
+		k, err = x509.ParsePKIXPublicKey(block.Bytes)
 	case "RSA PUBLIC KEY":
-		return x509.ParsePKCS1PublicKey(block.Bytes)
+		k, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	default:
+		priv, err := ParsePrivate(data, nil)
+		if err != nil {
+			return nil, err
+		}
+		return PublicOf(priv)
 	}
-	priv, err := ParsePrivate(data, nil)
 	if err != nil {
+		return nil, fmt.Errorf("keys: %s: %w", block.Type, err)
+	}
+	if _, err := TypeOf(k); err != nil {
 		return nil, err
 	}
-	return PublicOf(priv)
+	return k, nil
 }
 
 // PublicOf returns the public half of a private key.
@@ -103,10 +143,5 @@ func PublicOf(priv crypto.PrivateKey) (crypto.PublicKey, error) {
 	case crypto.Signer:
 		return k.Public(), nil
 	}
-	return nil, fmt.Errorf("keys: unsupported private key type %T", priv)
-}
-
-// parseEncryptedPKCS8 is replaced by the full PBES2 implementation.
-func parseEncryptedPKCS8(der, password []byte) (crypto.PrivateKey, error) {
-	return nil, errors.New("keys: encrypted PKCS#8 keys are not supported yet")
+	return nil, fmt.Errorf("%w: %T", ErrUnsupportedKey, priv)
 }

@@ -1,0 +1,81 @@
+//go:build cgo
+
+package main
+
+import (
+	"crypto/elliptic"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/otakit/otakit/keys"
+)
+
+// manifestSoftHSM initialises a SoftHSM2 token "ota-manifest" (PIN 1234)
+// holding a P-256 key "manifest-key" generated inside the token, and
+// returns its pkcs11: URI and the public key's PEM file.
+func manifestSoftHSM(t *testing.T) (string, string) {
+	t.Helper()
+	util, err := exec.LookPath("softhsm2-util")
+	if err != nil {
+		t.Fatal("softhsm2-util not found: install Debian's softhsm2 (make deps)")
+	}
+	var module string
+	for _, m := range []string{"/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so", "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so"} {
+		if _, err := os.Stat(m); err == nil {
+			module = m
+			break
+		}
+	}
+	if module == "" {
+		t.Fatal("libsofthsm2.so not found: install Debian's softhsm2")
+	}
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	os.Mkdir(tokens, 0o700)
+	conf := filepath.Join(dir, "softhsm2.conf")
+	os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600)
+	t.Setenv("SOFTHSM2_CONF", conf)
+	if out, err := exec.Command(util, "--init-token", "--free", "--label", "ota-manifest", "--pin", "1234", "--so-pin", "123456").CombinedOutput(); err != nil {
+		t.Fatalf("softhsm2-util: %v\n%s", err, out)
+	}
+	ctx, err := keys.ConfigurePKCS11(&keys.PKCS11URI{Token: "ota-manifest", ModulePath: module}, []byte("1234"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ctx.GenerateECDSAKeyPairWithLabel([]byte{0x07}, []byte("manifest-key"), elliptic.P256())
+	if err != nil {
+		ctx.Close()
+		t.Fatal(err)
+	}
+	pem, err := keys.PublicPEM(k.Public())
+	ctx.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(dir, "manifest-key.pub.pem")
+	os.WriteFile(pub, pem, 0o644)
+	return "pkcs11:token=ota-manifest;object=manifest-key?pin-value=1234&module-path=" + module, pub
+}
+
+// TestManifestPKCS11 signs a manifest and a root with a key that lives in
+// SoftHSM2 and verifies them with its public half.
+func TestManifestPKCS11(t *testing.T) {
+	uri, pub := manifestSoftHSM(t)
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	os.WriteFile(p("app.bin"), testMCUbootImage("3.1.0+9", []byte("firmware")), 0o644)
+	runOTAExpect(t, 0, "manifest", "generate", "--image", p("app.bin"), "--sequence", "1", "--key", uri, "--output", p("manifest.json"))
+	out := runOTAExpect(t, 0, "manifest", "verify", "--key", pub, p("manifest.json"))
+	if !strings.Contains(out, "signature ok") {
+		t.Fatal(out)
+	}
+	m, _ := os.ReadFile(p("manifest.json"))
+	if !strings.Contains(string(m), `"ecdsa-p256-sha256"`) {
+		t.Fatalf("algorithm not recorded:\n%s", m)
+	}
+	runOTAExpect(t, 0, "keys", "rotate", "--new-key", uri, "--output", p("root.json"))
+	runOTAExpect(t, 0, "manifest", "verify", "--root", p("root.json"), p("manifest.json"))
+}
