@@ -46,6 +46,10 @@ type Server struct {
 	MaxJSON   int64
 	// PollSeconds is the check-in interval suggested to devices.
 	PollSeconds int
+	// RequireClientCert refuses device calls without a verified TLS client
+	// certificate. Whenever one is presented, its CommonName must be the
+	// device id the token belongs to.
+	RequireClientCert bool
 
 	once      sync.Once
 	handler   http.Handler
@@ -248,6 +252,17 @@ func (s *Server) requireDevice(h deviceHandler) http.Handler {
 		}
 		if err != nil {
 			writeError(w, err)
+			return
+		}
+		// Optional mTLS: a verified client certificate must name this
+		// device, so a stolen token is useless without the device's key.
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			if cn := r.TLS.VerifiedChains[0][0].Subject.CommonName; cn != id {
+				writeError(w, fmt.Errorf("%w: client certificate is for %q, token for %q", fleet.ErrForbidden, cn, id))
+				return
+			}
+		} else if s.RequireClientCert {
+			writeError(w, fmt.Errorf("%w: a client certificate is required", fleet.ErrForbidden))
 			return
 		}
 		h(w, r, id)
