@@ -182,6 +182,13 @@ func Open(path string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: prepare: %w", err)
 	}
+	if err := db.warm(context.Background()); err != nil {
+		db.offerStmt.Close()
+		db.deviceStmt.Close()
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite: loading caches: %w", err)
+	}
 	go db.flushLoop()
 	return db, nil
 }
