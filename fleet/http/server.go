@@ -198,7 +198,7 @@ func (s *Server) instrument(h http.Handler) http.Handler {
 		s.metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		if rec.code >= 500 {
 			s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", rec.code)
-		} else {
+		} else if s.Logger.Enabled(r.Context(), slog.LevelDebug) {
 			s.Logger.Debug("request", "method", r.Method, "path", r.URL.Path, "code", rec.code, "dur", time.Since(start))
 		}
 	})
