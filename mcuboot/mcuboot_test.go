@@ -536,10 +536,7 @@ func FuzzParseImage(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		// The interesting bytes are at the start and around the TLVs.
-		if img, err := parse(b); err == nil {
-			f.Add(b[:img.End()])
-		}
+		f.Add(miniature(f, b))
 	}
 	// Small images with every area, for fast fuzzing.
 	sc := uint32(1)
@@ -564,6 +561,26 @@ func FuzzParseImage(f *testing.F) {
 	})
 }
 
+// miniature shrinks a reference image for fuzzing (the fuzzer crawls on
+// 100 KiB inputs): a 32-byte header area and 16 payload bytes, then the
+// vector's own TLV areas and the last bytes of its trailer. The hash no
+// longer matches, but every structure the parser reads is the vector's.
+func miniature(t testing.TB, b []byte) []byte {
+	img, err := parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := img.ByteOrder
+	h := img.Header
+	h.HeaderSize, h.ImageSize = HeaderSize, 16
+	out := append(h.Marshal(o), b[img.PayloadOffset():img.PayloadOffset()+16]...)
+	out = append(out, b[img.ProtectedOffset():img.End()]...)
+	if img.Trailer != nil {
+		out = append(out, b[len(b)-maxTrailerRead:]...)
+	}
+	return out
+}
+
 func mustHex(s string) []byte {
 	b := make([]byte, len(s)/2)
 	for i := range b {
@@ -580,4 +597,78 @@ func unhex(c byte) byte {
 		return c - 'a' + 10
 	}
 	return c - 'A' + 10
+}
+
+// TestHeaderAndTrailerOptions checks the flags, addresses and trailer
+// layouts that no reference vector covers, against imgtool's formulas.
+func TestHeaderAndTrailerOptions(t *testing.T) {
+	payload := []byte("firmware")
+	sc := uint32(0x01020003)
+	cases := []struct {
+		name        string
+		o           SignOptions
+		flags       Flags
+		loadAddr    uint32
+		trailerSize int
+		check       func(t *testing.T, b []byte)
+	}{
+		{"ram load", SignOptions{LoadAddr: 0x20000000}, FlagRAMLoad, 0x20000000, 128*3*1 + 8*4 + 16, nil},
+		{"rom fixed", SignOptions{ROMFixed: 0x08020000}, FlagROMFixed, 0x08020000, 128*3*1 + 8*4 + 16, nil},
+		{"non-bootable", SignOptions{NonBootable: true}, FlagNonBootable, 0, 128*3*1 + 8*4 + 16, nil},
+		{"max sectors and align", SignOptions{MaxSectors: 16, Align: 4, Pad: true}, 0, 0, 16*3*4 + 8*4 + 16, nil},
+		{"encrypted trailer", SignOptions{EncryptTo: KEK(make([]byte, 16)), Align: 8}, FlagEncryptedAES128, 0, 128*3*8 + 2*16 + 8*4 + 16, nil},
+		{"overwrite-only align 32", SignOptions{OverwriteOnly: true, MaxAlign: 32}, 0, 0, 32*2 + 32, nil},
+		{"erased zero", SignOptions{ErasedZero: true, Confirm: true}, 0, 0, 128*3*1 + 8*4 + 16, func(t *testing.T, b []byte) {
+			if b[40] != 0 {
+				t.Error("header padding is not 0x00")
+			}
+			tail := b[len(b)-24:]
+			if tail[0] != 1 || !bytes.Equal(tail[8:], bootMagic[:]) || b[len(b)-100] != 0 {
+				t.Errorf("trailer %x", tail)
+			}
+		}},
+		{"big-endian protected TLVs", SignOptions{ByteOrder: binary.BigEndian, SecurityCounter: &sc,
+			Dependencies: []Dependency{{2, Version{1, 2, 3, 4}}}, MaxAlign: 16, Pad: true}, 0, 0, 128*3*1 + 16*4 + 16, func(t *testing.T, b []byte) {
+			img, err := parse(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, ok := img.SecurityCounter(); !ok || v != sc {
+				t.Errorf("SEC_CNT = %x", v)
+			}
+			if d := img.Dependencies(); len(d) != 1 || d[0] != (Dependency{2, Version{1, 2, 3, 4}}) {
+				t.Errorf("dependencies = %v", d)
+			}
+			if img.Trailer == nil || img.Trailer.MaxAlign != 16 || img.Trailer.Magic != "good" || !bytes.Equal(b[len(b)-16:len(b)-14], []byte{0, 16}) {
+				t.Errorf("trailer %+v %x", img.Trailer, b[len(b)-16:])
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := c.o
+			o.HeaderSize, o.PadHeader, o.SlotSize = 0x200, true, 0x10000
+			var buf bytes.Buffer
+			res, err := Sign(&buf, bytes.NewReader(payload), int64(len(payload)), &o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Header.Flags != c.flags || res.Header.LoadAddr != c.loadAddr || res.TrailerSize != c.trailerSize {
+				t.Fatalf("flags %v load 0x%x trailer %d, want %v 0x%x %d", res.Header.Flags.Names(), res.Header.LoadAddr, res.TrailerSize,
+					c.flags.Names(), c.loadAddr, c.trailerSize)
+			}
+			if (o.Pad || o.Confirm) && int64(buf.Len()) != o.SlotSize {
+				t.Fatalf("padded image is %d bytes, want the slot size", buf.Len())
+			}
+			// The trailer must fit exactly: one byte less of slot fails.
+			o2 := o
+			o2.SlotSize = res.ImageLen + int64(res.TrailerSize) - 1
+			if _, err := Sign(io.Discard, bytes.NewReader(payload), int64(len(payload)), &o2); !errors.Is(err, ErrSlotOverflow) {
+				t.Fatalf("slot one byte short: %v", err)
+			}
+			if c.check != nil {
+				c.check(t, buf.Bytes())
+			}
+		})
+	}
 }

@@ -153,7 +153,7 @@ func (a *tlvArea) bytes() []byte {
 	return append(out, a.buf...)
 }
 
-const copyBufSize = 256 << 10
+const copyBufSize = 64 << 10
 
 // Sign reads size bytes of firmware from payload and writes a signed MCUboot
 // image to w in a single pass: the payload is hashed, optionally encrypted

@@ -43,6 +43,9 @@ func (img *Image) Verify(opts *VerifyOptions) (*VerifyResult, error) {
 	if opts == nil {
 		opts = &VerifyOptions{}
 	}
+	if _, pure := img.Find(TLVSigPure); pure {
+		return nil, fmt.Errorf("%w: SIG_PURE images (signature over the whole image, not its hash) are not supported", ErrUnsupportedKey)
+	}
 	var ht TLV
 	found := false
 	for _, t := range img.TLVs {

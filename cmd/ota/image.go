@@ -18,21 +18,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/otakit/otakit/ihex"
 	"github.com/otakit/otakit/keys"
 	"github.com/otakit/otakit/mcuboot"
 )
 
 func init() {
 	commands = append(commands, newSignCmd, newVerifyCmd, newDecryptCmd, newDumpinfoCmd)
-}
-
-// keyPassword is the password of encrypted PEM keys, from the environment
-// so that it never shows in process listings or shell history.
-func keyPassword() []byte {
-	if p, ok := os.LookupEnv("OTA_KEY_PASSWORD"); ok {
-		return []byte(p)
-	}
-	return nil
 }
 
 // parseInt reads an integer as imgtool does (Python int(x, 0)): decimal or
@@ -49,20 +41,20 @@ func isHexPath(p string) bool { return strings.EqualFold(filepath.Ext(p), ".hex"
 
 // readEncryptKey loads an encryption recipient: a PEM public (or private)
 // key, or a raw AES key-wrap key (16/24/32 bytes, raw or hex) for ENC_KW.
-func readEncryptKey(path string) (any, error) {
+func readEncryptKey(cmd *cobra.Command, path string) (any, error) {
 	if kek, ok, err := readKEK(path); err != nil || ok {
 		return kek, err
 	}
-	return keys.LoadPublic(path)
+	return loadPublicKeyAny(cmd, path)
 }
 
 // readDecryptKey loads a decryption key: a PEM private key or a raw AES
 // key-wrap key.
-func readDecryptKey(path string) (any, error) {
+func readDecryptKey(cmd *cobra.Command, path string) (any, error) {
 	if kek, ok, err := readKEK(path); err != nil || ok {
 		return kek, err
 	}
-	return keys.LoadPrivate(path, keyPassword())
+	return loadPrivateKeyPrompt(cmd, path)
 }
 
 func readKEK(path string) (mcuboot.KEK, bool, error) {
@@ -140,8 +132,8 @@ func newSignCmd() *cobra.Command {
 		Short:   "Create a signed or unsigned MCUboot image (imgtool sign)",
 		Long: `Create a signed or unsigned MCUboot image, with imgtool's flags and defaults.
 INFILE and OUTFILE are Intel HEX when they end in .hex, raw binary otherwise.
-The password of an encrypted key file is read from $OTA_KEY_PASSWORD; -k also
-accepts a pkcs11: URI.`,
+-k also accepts a pkcs11: URI. The password of an encrypted key comes from
+$OTA_KEY_PASSWORD or the terminal.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSign(cmd, &f, args[0], args[1])
@@ -317,17 +309,17 @@ func runSign(cmd *cobra.Command, f *signFlags, inPath, outPath string) error {
 		return fmt.Errorf("--encrypt-keylen %q: want 128 or 256", f.encryptKeylen)
 	}
 	if f.encrypt != "" {
-		if o.EncryptTo, err = readEncryptKey(f.encrypt); err != nil {
+		if o.EncryptTo, err = readEncryptKey(cmd, f.encrypt); err != nil {
 			return err
 		}
 	}
 	if f.key != "" {
-		s, err := keys.OpenSigner(f.key, keyPassword())
+		s, err := openSignerPrompt(cmd, f.key)
 		if err != nil {
 			return err
 		}
-		defer keys.CloseSigner(s)
-		o.Signer = s
+		defer s.Close()
+		o.Signer = keys.Unwrap(s)
 	}
 	if f.fixSig != "" {
 		data, err := os.ReadFile(f.fixSig)
@@ -340,7 +332,7 @@ func runSign(cmd *cobra.Command, f *signFlags, inPath, outPath string) error {
 		if f.fixSigPubkey == "" {
 			return errors.New("--fix-sig needs --fix-sig-pubkey (public key of the fixed signature)")
 		}
-		if o.FixedSigPublicKey, err = keys.LoadPublic(f.fixSigPubkey); err != nil {
+		if o.FixedSigPublicKey, err = loadPublicKeyAny(cmd, f.fixSigPubkey); err != nil {
 			return err
 		}
 	}
@@ -426,14 +418,35 @@ func signToHex(w io.Writer, payload io.Reader, size int64, o *mcuboot.SignOption
 	if err != nil {
 		return nil, err
 	}
-	segs := []hexSegment{{Addr: base, Data: buf.Bytes()}}
+	f := ihex.FromBinary(base, buf.Bytes())
 	if padded {
-		recs := o.TrailerRecords()
-		for _, off := range sortedKeys(recs) {
-			segs = append(segs, hexSegment{Addr: base + uint32(off), Data: recs[off]})
+		for off, data := range o.TrailerRecords() {
+			f.Segments = append(f.Segments, ihex.Segment{Addr: base + uint32(off), Data: data})
 		}
 	}
-	return res, writeHex(w, segs)
+	return res, ihex.Write(w, f)
+}
+
+// readHexFile reads an Intel HEX file flattened as imgtool does: from the
+// lowest to the highest address, gaps filled with 0xff.
+func readHexFile(path string) (uint32, []byte, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer in.Close()
+	f, err := ihex.Read(bufio.NewReader(in))
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(f.Segments) == 0 {
+		return 0, nil, fmt.Errorf("%s: Intel HEX file holds no data", path)
+	}
+	base, data, err := f.Flatten(0xff)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return base, data, nil
 }
 
 func choice(flag, v string, allowed ...string) (int, error) {
@@ -455,7 +468,10 @@ func openImage(path string) (*mcuboot.Image, func(), error) {
 			return nil, nil, err
 		}
 		img, err := mcuboot.Parse(bytes.NewReader(data), int64(len(data)))
-		return img, func() {}, err
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return img, func() {}, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -488,14 +504,14 @@ Exit code 1 means the image failed verification.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var opts mcuboot.VerifyOptions
 			for _, p := range keyPaths {
-				k, err := keys.LoadPublic(p)
+				k, err := loadPublicKeyAny(cmd, p)
 				if err != nil {
 					return err
 				}
 				opts.Keys = append(opts.Keys, k)
 			}
 			if decryptKey != "" {
-				k, err := readDecryptKey(decryptKey)
+				k, err := readDecryptKey(cmd, decryptKey)
 				if err != nil {
 					return err
 				}
@@ -546,7 +562,7 @@ clear, header, TLVs and trailer unchanged, so the result verifies.`,
 			if keyPath == "" {
 				return errors.New("decrypt: -k/--key is required")
 			}
-			k, err := readDecryptKey(keyPath)
+			k, err := readDecryptKey(cmd, keyPath)
 			if err != nil {
 				return err
 			}
