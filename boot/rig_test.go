@@ -48,7 +48,7 @@ type testKey struct {
 
 func loadKey(t testing.TB, name string) testKey {
 	t.Helper()
-	priv, err := keys.LoadPrivate(filepath.Join(testutil.DevicesShared(t), "testdata/imgtool/keys", name), nil)
+	priv, err := keys.LoadPrivate(filepath.Join(testutil.SharedDir(t), "testdata/imgtool/keys", name), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,5 +310,5 @@ func (r *rig) name() string {
 }
 
 func sharedOutput(t testing.TB, name string) string {
-	return filepath.Join(testutil.DevicesShared(t), "testdata/imgtool/outputs", name)
+	return filepath.Join(testutil.SharedDir(t), "testdata/imgtool/outputs", name)
 }

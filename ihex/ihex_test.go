@@ -7,33 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// sharedTestdata finds the shared test vectors: a shared/testdata folder in
-// the package directory or one of its parents, or beside the repository.
-func sharedTestdata(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		for _, c := range []string{filepath.Join(d, "shared", "testdata"), filepath.Join(d, "..", "shared", "testdata")} {
-			if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-				return c
-			}
-		}
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	t.Fatalf("shared/testdata not found above %s", dir)
-	return ""
-}
+	"github.com/otakit/otakit/internal/testutil"
+)
 
 // The imgtool vectors read back and re-write byte for byte.
 func TestVectorsRoundTrip(t *testing.T) {
-	dir := filepath.Join(sharedTestdata(t), "imgtool")
+	dir := filepath.Join(testutil.SharedTestdata(t), "imgtool")
 	for _, tc := range []struct {
 		path       string
 		base       uint32
@@ -190,7 +170,7 @@ func TestWriteOverlap(t *testing.T) {
 }
 
 func FuzzReader(f *testing.F) {
-	dir := filepath.Join(sharedTestdata(f), "imgtool")
+	dir := filepath.Join(testutil.SharedTestdata(f), "imgtool")
 	for _, p := range []string{"inputs/app-at-0x8020000.hex"} {
 		data, err := os.ReadFile(filepath.Join(dir, p))
 		if err != nil {

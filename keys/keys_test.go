@@ -15,32 +15,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otakit/otakit/internal/testutil"
 )
 
-// sharedTestdata finds the shared test vectors: a shared/testdata folder in
-// the package directory or one of its parents, or beside the repository.
-func sharedTestdata(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		for _, c := range []string{filepath.Join(d, "shared", "testdata"), filepath.Join(d, "..", "shared", "testdata")} {
-			if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-				return c
-			}
-		}
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	t.Fatalf("shared/testdata not found above %s", dir)
-	return ""
-}
-
 func vectorKeys(t testing.TB) string {
-	return filepath.Join(sharedTestdata(t), "imgtool", "keys")
+	return filepath.Join(testutil.SharedTestdata(t), "imgtool", "keys")
 }
 
 func TestImgtoolKeysLangC(t *testing.T) {

@@ -19,32 +19,11 @@ import (
 
 	"github.com/otakit/otakit/codec"
 	"github.com/otakit/otakit/delta"
+	"github.com/otakit/otakit/internal/testutil"
 	"github.com/otakit/otakit/keys"
 	"github.com/otakit/otakit/update"
 	"github.com/otakit/otakit/version"
 )
-
-// sharedTestdata walks up from the package directory to the shared/testdata
-// folder that sits beside the repository.
-func sharedTestdata(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		for _, c := range []string{filepath.Join(dir, "shared", "testdata"), filepath.Join(dir, "..", "shared", "testdata")} {
-			if st, err := os.Stat(c); err == nil && st.IsDir() {
-				return c
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("shared/testdata not found beside the repository")
-		}
-		dir = parent
-	}
-}
 
 // fakeImage builds a minimal MCUboot-format image: 32-byte header, payload,
 // and a TLV area with a SHA-256 and an ECDSA-signature-shaped TLV.
@@ -161,7 +140,7 @@ func TestShape(t *testing.T) {
 }
 
 func TestSharedVectorImage(t *testing.T) {
-	src := filepath.Join(sharedTestdata(t), "imgtool", "outputs", "ecdsa-p256.bin")
+	src := filepath.Join(testutil.SharedTestdata(t), "imgtool", "outputs", "ecdsa-p256.bin")
 	dir := t.TempDir()
 	data, err := os.ReadFile(src)
 	if err != nil {
@@ -196,7 +175,7 @@ func TestSignVerifyAlgorithms(t *testing.T) {
 
 func TestSharedKeys(t *testing.T) {
 	_, o := release(t)
-	dir := filepath.Join(sharedTestdata(t), "imgtool", "keys")
+	dir := filepath.Join(testutil.SharedTestdata(t), "imgtool", "keys")
 	for _, name := range []string{"ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-2048", "rsa-3072"} {
 		s, err := keys.OpenSigner(filepath.Join(dir, name+".pem"), nil)
 		if err != nil {

@@ -13,8 +13,8 @@ import (
 
 func TestDeviceCLI(t *testing.T) {
 	dir := t.TempDir()
-	key := filepath.Join(testutil.DevicesShared(t), "testdata/imgtool/keys/ed25519.pem")
-	pub := filepath.Join(testutil.DevicesShared(t), "testdata/imgtool/keys/ed25519.pub.pem")
+	key := filepath.Join(testutil.SharedDir(t), "testdata/imgtool/keys/ed25519.pem")
+	pub := filepath.Join(testutil.SharedDir(t), "testdata/imgtool/keys/ed25519.pub.pem")
 	fl := filepath.Join(dir, "dev.flash")
 	sign := func(ver, sc, out string, n int, extra ...string) string {
 		in := filepath.Join(dir, out+".raw")

@@ -41,7 +41,7 @@ func TestLayoutCLI(t *testing.T) {
 		t.Fatalf("junk map: code %d", code)
 	}
 	code, out, _ = runLayoutCLI(t, "layout", "mcuboot-config", "--mode", "swap-scratch",
-		"--key", filepath.Join(testutil.DevicesShared(t), "testdata/imgtool/keys/ecdsa-p256.pem"))
+		"--key", filepath.Join(testutil.SharedDir(t), "testdata/imgtool/keys/ecdsa-p256.pem"))
 	if code != 0 || !strings.Contains(out, "SB_CONFIG_BOOT_SIGNATURE_TYPE_ECDSA_P256=y") || !strings.Contains(out, "SB_CONFIG_MCUBOOT_MODE_SWAP_SCRATCH=y") {
 		t.Fatalf("mcuboot-config: %d %s", code, out)
 	}

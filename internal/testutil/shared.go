@@ -31,3 +31,10 @@ func SharedDir(t testing.TB) string {
 	t.Fatalf("testutil.SharedDir: no shared/testdata directory above %s; the reference vectors are required (clone the shared directory beside the repository)", wd)
 	return ""
 }
+
+// SharedTestdata returns SharedDir's testdata directory, where the reference
+// vectors are.
+func SharedTestdata(t testing.TB) string {
+	t.Helper()
+	return filepath.Join(SharedDir(t), "testdata")
+}
