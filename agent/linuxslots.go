@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+
+	"github.com/otakit/otakit/internal/atomicfile"
 )
 
 // ErrSlotState is returned when the slot state file is unreadable or says
@@ -77,7 +79,7 @@ func (l *LinuxSlots) load() (linuxState, error) {
 
 func (l *LinuxSlots) save(s linuxState) error {
 	b, _ := json.Marshal(s)
-	if err := writeFileAtomic(l.StatePath, b); err != nil {
+	if err := atomicfile.WriteFile(l.StatePath, b, 0o600); err != nil {
 		return fmt.Errorf("agent: save slot state: %w", err)
 	}
 	return nil

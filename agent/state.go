@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/otakit/otakit/internal/atomicfile"
 )
 
 // State is one of the nine states of the update lifecycle.
@@ -138,38 +139,8 @@ func (s FileStore) Save(r Record) error {
 	if err != nil {
 		return fmt.Errorf("agent: save state: %w", err)
 	}
-	if err := writeFileAtomic(s.Path, b); err != nil {
+	if err := atomicfile.WriteFile(s.Path, b, 0o600); err != nil {
 		return fmt.Errorf("agent: save state: %w", err)
-	}
-	return nil
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either the
-// old or the new contents.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otakit/otakit/internal/atomicfile"
 	"github.com/otakit/otakit/update"
 	"github.com/otakit/otakit/version"
 )
@@ -310,11 +311,7 @@ func ReadSequence(path string) (uint64, error) {
 
 // WriteSequence records n as the last used sequence number, atomically.
 func WriteSequence(path string, n uint64) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(n, 10)+"\n"), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, []byte(strconv.FormatUint(n, 10)+"\n"), 0o644)
 }
 
 // WriteFile signs m with signers and writes it to path atomically.
@@ -326,19 +323,5 @@ func (m *Manifest) WriteFile(path string, signers ...crypto.Signer) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	os.Chmod(tmp.Name(), 0o644)
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, b, 0o644)
 }

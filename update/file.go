@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+
+	"github.com/otakit/otakit/internal/atomicfile"
 )
 
 // PackFile writes the package for the file at input to output. hdr supplies
@@ -63,30 +64,16 @@ func UnpackFile(output, input string, key []byte) (*Header, error) {
 	return r.Header(), nil
 }
 
-// writeAtomic calls fill with a temporary file in path's directory and
-// renames it to path if fill and the sync succeed; otherwise it removes it.
-func writeAtomic(path string, fill func(*os.File) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+// writeAtomic calls fill with a temporary file beside path and renames it
+// to path only if fill succeeds.
+func writeAtomic(path string, fill func(*os.File) error) error {
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = fill(f); err != nil {
+	defer f.Abort()
+	if err := fill(f.File); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return f.Commit()
 }

@@ -16,11 +16,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/spf13/cobra"
-
 	"github.com/otakit/otakit/ihex"
+	"github.com/otakit/otakit/internal/atomicfile"
 	"github.com/otakit/otakit/keys"
 	"github.com/otakit/otakit/mcuboot"
+	"github.com/spf13/cobra"
 )
 
 func init() {
@@ -78,40 +78,32 @@ func readKEK(path string) (mcuboot.KEK, bool, error) {
 	return nil, false, fmt.Errorf("%s: neither a PEM key nor a 16/24/32-byte AES key", path)
 }
 
-// atomicFile writes to a temporary file beside path and renames it into
-// place on Commit, so a failed command never leaves a partial output.
+// atomicFile is a buffered atomicfile.File, so a failed command never
+// leaves a partial output.
 type atomicFile struct {
-	f    *os.File
-	w    *bufio.Writer
-	path string
+	f *atomicfile.File
+	w *bufio.Writer
 }
 
 func createAtomic(path string) (*atomicFile, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	return &atomicFile{f: f, w: bufio.NewWriterSize(f, 1<<20), path: path}, nil
+	return &atomicFile{f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
 }
 
 func (a *atomicFile) Write(p []byte) (int, error) { return a.w.Write(p) }
 
 func (a *atomicFile) Commit() error {
 	if err := a.w.Flush(); err != nil {
-		a.Abort()
+		a.f.Abort()
 		return err
 	}
-	if err := a.f.Close(); err != nil {
-		os.Remove(a.f.Name())
-		return err
-	}
-	return os.Rename(a.f.Name(), a.path)
+	return a.f.Commit()
 }
 
-func (a *atomicFile) Abort() {
-	a.f.Close()
-	os.Remove(a.f.Name())
-}
+func (a *atomicFile) Abort() { a.f.Abort() }
 
 type signFlags struct {
 	key, version, dependencies, securityCounter, encrypt, endian, erasedVal string

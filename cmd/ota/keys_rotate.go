@@ -6,9 +6,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/spf13/cobra"
-
+	"github.com/otakit/otakit/internal/atomicfile"
 	"github.com/otakit/otakit/manifest"
+	"github.com/spf13/cobra"
 )
 
 func init() { commands = append(commands, newKeysCmd) }
@@ -82,7 +82,7 @@ accept the new one only through this chain (ota manifest verify --root OLD
 			if err != nil {
 				return err
 			}
-			if err := writeManifestFileAtomic(output, b); err != nil {
+			if err := atomicfile.WriteFile(output, b, 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: root v%d, %d key(s), threshold %d, expires %s\n",

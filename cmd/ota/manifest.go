@@ -285,25 +285,3 @@ func signerPublics(ss []crypto.Signer) []crypto.PublicKey {
 	}
 	return out
 }
-
-// writeManifestFileAtomic writes b to a temporary file beside path and renames it.
-func writeManifestFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
-}
