@@ -101,6 +101,7 @@ func newDeviceInitCmd() *cobra.Command {
 				return err
 			}
 			meta := deviceMeta{Map: mj, Mode: md, MaxSectors: maxSectors}
+			cfg := boot.Config{Mode: md, MaxImgSectors: maxSectors}
 			for _, p := range keyPaths {
 				pub, err := loadPublicOrPrivate(c, p)
 				if err != nil {
@@ -111,6 +112,7 @@ func newDeviceInitCmd() *cobra.Command {
 					return err
 				}
 				meta.Keys = append(meta.Keys, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+				cfg.Keys = append(cfg.Keys, pub)
 			}
 			if err := m.Check(layout.CheckOptions{Mode: md, MaxImgSectors: maxSectors}); err != nil {
 				return verificationFailed(err)
@@ -133,7 +135,7 @@ func newDeviceInitCmd() *cobra.Command {
 			if err := os.WriteFile(flashPath+".json", mb, 0o644); err != nil {
 				return err
 			}
-			d, err := boot.OpenDevice(fd, m, boot.Config{Mode: md, MaxImgSectors: maxSectors})
+			d, err := boot.OpenDevice(fd, m, cfg)
 			if err != nil {
 				return err
 			}
@@ -146,6 +148,16 @@ func newDeviceInitCmd() *cobra.Command {
 					if err := d.Loader.MarkPrimaryConfirmed(); err != nil {
 						return err
 					}
+				}
+				// A factory image the boot loader would refuse (wrong key,
+				// not an MCUboot image) makes a device that cannot boot.
+				if st, err := d.Loader.Status(); err != nil {
+					return err
+				} else if st[boot.Primary].Err != nil {
+					fd.Close()
+					os.Remove(flashPath)
+					os.Remove(flashPath + ".json")
+					return verificationFailed(fmt.Errorf("%s: the boot loader would not boot it: %w", image, st[boot.Primary].Err))
 				}
 			}
 			fmt.Fprintf(c.OutOrStdout(), "created %s (%d bytes, %s) and %s.json\n", flashPath, m.Flash.Size(), md, flashPath)

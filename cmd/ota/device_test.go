@@ -36,6 +36,12 @@ func TestDeviceCLI(t *testing.T) {
 		}
 		return out
 	}
+	// A factory image the boot loader would refuse makes no device.
+	other := filepath.Join(testutil.SharedDir(t), "testdata/imgtool/keys/ecdsa-p256.pub.pem")
+	step(1, "would not boot it", "device", "init", "--image", v1, "--key", other)
+	if _, err := os.Stat(fl); !os.IsNotExist(err) {
+		t.Fatalf("refused init left %s: %v", fl, err)
+	}
 	step(0, "created", "device", "init", "--mode", "swap-scratch", "--image", v1, "--key", key)
 	step(2, "exists", "device", "init", "--image", v1)
 	step(0, "booted: 1.1.0+0, confirmed", "device", "boot")
