@@ -480,3 +480,14 @@ func TestEncryptedMatchesPythonCryptography(t *testing.T) {
 		t.Errorf("structure differs:\n%x\n%x", mask(a.Bytes), mask(b.Bytes))
 	}
 }
+
+// A public key where a private one is needed says so.
+func TestParsePrivateOfPublicKey(t *testing.T) {
+	pub, err := os.ReadFile(filepath.Join(vectorKeys(t), "ecdsa-p256.pub.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParsePrivate(pub, nil); !errors.Is(err, ErrPublicOnly) {
+		t.Fatalf("ParsePrivate(public key) = %v, want ErrPublicOnly", err)
+	}
+}

@@ -29,6 +29,9 @@ var (
 	ErrBadPassword = errors.New("keys: wrong password or corrupt encrypted key")
 	// ErrUnsupportedKey is returned for key types MCUboot does not use.
 	ErrUnsupportedKey = errors.New("keys: unsupported key type")
+	// ErrPublicOnly is returned when a private key is needed (to sign or
+	// decrypt) and the file holds only a public key.
+	ErrPublicOnly = errors.New("keys: this is a public key; a private key is needed")
 )
 
 // LoadPrivate reads a private key from a PEM file. password decrypts an
@@ -68,6 +71,8 @@ func ParsePrivate(data, password []byte) (crypto.PrivateKey, error) {
 		k, err = x509.ParseECPrivateKey(block.Bytes)
 	case "ENCRYPTED PRIVATE KEY":
 		k, err = parseEncryptedPKCS8(block.Bytes, password)
+	case "PUBLIC KEY", "RSA PUBLIC KEY":
+		return nil, ErrPublicOnly
 	default:
 		return nil, fmt.Errorf("keys: unsupported PEM block %q", block.Type)
 	}
