@@ -90,11 +90,10 @@ func (l *Loop) Run(ctx context.Context, once bool) error {
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return nil
+		case err != nil && once:
+			return err
 		case err != nil:
-			l.logf("check-in: %v", err)
-			if once {
-				return err
-			}
+			l.logf("%v", err)
 		case ok:
 			if err := l.reboot(ctx); err != nil {
 				return err

@@ -145,18 +145,18 @@ func NewReader(r io.Reader, key []byte) (*Reader, error) {
 	}
 	zr, err := c.NewReader(sr)
 	if err != nil {
-		return nil, fmt.Errorf("update: payload: %w", firstErr(err, sr))
+		return nil, payloadErr(err, sr)
 	}
 	return &Reader{hdr: *h, stored: sr, zr: zr, plain: sha256.New()}, nil
 }
 
-// firstErr prefers the stored reader's own integrity error over a
+// payloadErr prefers the stored reader's own integrity error over a
 // decompressor's complaint about the garbage it caused.
-func firstErr(err error, sr *storedReader) error {
+func payloadErr(err error, sr *storedReader) error {
 	if sr.err != nil {
 		return sr.err
 	}
-	return err
+	return fmt.Errorf("update: payload: %w", err)
 }
 
 // Header returns the package header.
@@ -185,7 +185,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		if r.stored.err == nil && r.hdr.Encryption != EncryptNone {
 			err = fmt.Errorf("update: payload does not decompress (wrong key?): %w", err)
 		} else {
-			err = fmt.Errorf("update: payload: %w", firstErr(err, r.stored))
+			err = payloadErr(err, r.stored)
 		}
 	}
 	r.err = err
