@@ -72,7 +72,7 @@ accept the new one only through this chain (ota manifest verify --root OLD
 				defer closeManifestSigners(oldSigners)
 				root, err = manifest.Rotate(old, oldSigners, newSigners, threshold, expires)
 				if err != nil {
-					return asVerifyError(err)
+					return asVerifyError(fmt.Errorf("%s: %w", rootFile, err))
 				}
 			}
 			if err != nil {

@@ -24,11 +24,13 @@ func loadMap(path string) (*layout.Map, error) {
 	if err != nil {
 		return nil, err
 	}
+	var m *layout.Map
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".dts", ".dtsi", ".overlay":
-		return layout.ImportDTS(data)
+		m, err = layout.ImportDTS(data)
+	default:
+		m, err = layout.Parse(data)
 	}
-	m, err := layout.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
