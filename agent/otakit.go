@@ -2,7 +2,6 @@ package agent
 
 import (
 	"crypto"
-	"encoding/hex"
 	"fmt"
 	"github.com/otakit/otakit/delta"
 	"github.com/otakit/otakit/mcuboot"
@@ -54,7 +53,7 @@ func (k ManifestKeys) VerifyManifest(raw []byte, dev Device, lastSequence uint64
 		return nil, err
 	}
 	add := func(typ, base, file string, size int64, hash string) error {
-		sum, err := parseHash(hash)
+		sum, err := manifest.ParseHash(hash)
 		if err != nil {
 			return fmt.Errorf("%w: %s: %v", manifest.ErrSchema, file, err)
 		}
@@ -88,19 +87,6 @@ func baseAllows(required, current string) bool {
 	r, err1 := version.Parse(required)
 	c, err2 := version.Parse(current)
 	return err1 == nil && err2 == nil && c.CompareCore(r) >= 0
-}
-
-// parseHash reads the manifest's "sha256:HEX".
-func parseHash(h string) ([]byte, error) {
-	hexs, ok := strings.CutPrefix(h, "sha256:")
-	if !ok {
-		return nil, fmt.Errorf("hash %q is not sha256:HEX", h)
-	}
-	b, err := hex.DecodeString(hexs)
-	if err != nil || len(b) != 32 {
-		return nil, fmt.Errorf("hash %q is not sha256:HEX", h)
-	}
-	return b, nil
 }
 
 // Packages opens otakit update packages (package update); Key decrypts

@@ -498,3 +498,16 @@ func TestRawPatchMixed(t *testing.T) {
 		t.Error("a patch accepted as the full image")
 	}
 }
+
+func TestParseHash(t *testing.T) {
+	good := "sha256:" + strings.Repeat("ab", 32)
+	if b, err := ParseHash(good); err != nil || len(b) != 32 || b[0] != 0xab {
+		t.Fatalf("ParseHash(%q) = %x, %v", good, b, err)
+	}
+	for _, bad := range []string{"", strings.Repeat("ab", 32), "sha256:" + strings.Repeat("AB", 32),
+		"sha256:" + strings.Repeat("ab", 31), "sha512:" + strings.Repeat("ab", 32), "sha256:xyz"} {
+		if _, err := ParseHash(bad); err == nil {
+			t.Errorf("ParseHash(%q) accepted", bad)
+		}
+	}
+}

@@ -369,11 +369,19 @@ func checkHash(hash string, optional bool) error {
 	if optional && hash == "" {
 		return nil
 	}
+	_, err := ParseHash(hash)
+	return err
+}
+
+// ParseHash decodes a manifest hash, "sha256:" and 64 lowercase hex digits,
+// into the 32-byte digest.
+func ParseHash(hash string) ([]byte, error) {
 	h, ok := strings.CutPrefix(hash, "sha256:")
-	if b, err := hex.DecodeString(h); !ok || err != nil || len(b) != sha256.Size || strings.ToLower(h) != h {
-		return fmt.Errorf("hash %q is not sha256:<64 lowercase hex digits>", hash)
+	b, err := hex.DecodeString(h)
+	if !ok || err != nil || len(b) != sha256.Size || strings.ToLower(h) != h {
+		return nil, fmt.Errorf("hash %q is not sha256:<64 lowercase hex digits>", hash)
 	}
-	return nil
+	return b, nil
 }
 
 // FileRef hashes the file at path and returns its size and "sha256:..." hash.
