@@ -222,6 +222,18 @@ func newManifestVerifyCmd() *cobra.Command {
 				}
 				now = t
 			}
+			// Read the inputs first, so that a bad --device fails before
+			// any verdict is printed.
+			var dev manifest.Device
+			if deviceFile != "" {
+				b, err := os.ReadFile(deviceFile)
+				if err != nil {
+					return err
+				}
+				if err := json.Unmarshal(b, &dev); err != nil {
+					return fmt.Errorf("%s: %w", deviceFile, err)
+				}
+			}
 			ks, trustDesc, err := trustFromFlags(keyFiles, threshold, rootFile, chain, now)
 			if err != nil {
 				return asVerifyError(err)
@@ -245,15 +257,7 @@ func newManifestVerifyCmd() *cobra.Command {
 				fmt.Fprintf(out, "files ok: %d image(s), %d delta(s)\n", len(m.Images), len(m.Delta.Files))
 			}
 			if deviceFile != "" {
-				b, err := os.ReadFile(deviceFile)
-				if err != nil {
-					return err
-				}
-				var d manifest.Device
-				if err := json.Unmarshal(b, &d); err != nil {
-					return fmt.Errorf("%s: %w", deviceFile, err)
-				}
-				offer, err := m.Check(d)
+				offer, err := m.Check(dev)
 				if err != nil {
 					return asVerifyError(fmt.Errorf("device %s: %w", deviceFile, err))
 				}
