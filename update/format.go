@@ -41,6 +41,10 @@ var (
 	ErrDigest        = errors.New("update: plaintext SHA-256 mismatch")
 	ErrSize          = errors.New("update: plaintext size mismatch")
 	ErrKey           = errors.New("update: bad encryption key")
+	// ErrWrongKey is returned when an encrypted payload, whose stored
+	// digest checks out, decrypts to something that does not decompress:
+	// the key is not the one it was encrypted with.
+	ErrWrongKey = errors.New("update: payload does not decompress (wrong key?)")
 )
 
 // Type says whether the payload is a full image or a delta patch.

@@ -145,16 +145,20 @@ func NewReader(r io.Reader, key []byte) (*Reader, error) {
 	}
 	zr, err := c.NewReader(sr)
 	if err != nil {
-		return nil, payloadErr(err, sr)
+		return nil, payloadErr(err, sr, h.Encryption)
 	}
 	return &Reader{hdr: *h, stored: sr, zr: zr, plain: sha256.New()}, nil
 }
 
 // payloadErr prefers the stored reader's own integrity error over a
-// decompressor's complaint about the garbage it caused.
-func payloadErr(err error, sr *storedReader) error {
-	if sr.err != nil {
+// decompressor's complaint about the garbage it caused; with a sound stored
+// payload, an encrypted one that does not decompress had the wrong key.
+func payloadErr(err error, sr *storedReader, enc Encryption) error {
+	switch {
+	case sr.err != nil:
 		return sr.err
+	case enc != EncryptNone:
+		return fmt.Errorf("%w: %w", ErrWrongKey, err)
 	}
 	return fmt.Errorf("update: payload: %w", err)
 }
@@ -182,11 +186,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		err = r.finish()
 	} else if err != nil {
-		if r.stored.err == nil && r.hdr.Encryption != EncryptNone {
-			err = fmt.Errorf("update: payload does not decompress (wrong key?): %w", err)
-		} else {
-			err = payloadErr(err, r.stored)
-		}
+		err = payloadErr(err, r.stored, r.hdr.Encryption)
 	}
 	r.err = err
 	return n, err

@@ -368,3 +368,16 @@ func FuzzReadHeader(f *testing.F) {
 		}
 	})
 }
+
+// A wrong key is an integrity failure (ErrWrongKey, or ErrDigest when the
+// garbage happens to decompress), whatever the codec.
+func TestWrongKeyIsIntegrityError(t *testing.T) {
+	data := firmwareLike(2000, 5)
+	wrong := bytes.Repeat([]byte{0x33}, 16)
+	for _, id := range []codec.ID{codec.None, codec.LZ4, codec.Zlib, codec.Zstd, codec.LZMA, codec.Heatshrink} {
+		pkg := pack(t, data, Header{Type: TypeFull, Compression: id, Encryption: EncryptAES128CTR}, key128)
+		if _, _, err := unpack(pkg, wrong); !errors.Is(err, ErrWrongKey) && !errors.Is(err, ErrDigest) {
+			t.Errorf("codec %v: wrong key gave %v, want ErrWrongKey or ErrDigest", id, err)
+		}
+	}
+}

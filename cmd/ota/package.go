@@ -256,7 +256,7 @@ func newPackageUnpackCmd() *cobra.Command {
 }
 
 func isIntegrityErr(err error) bool {
-	for _, e := range []error{update.ErrStoredDigest, update.ErrDigest, update.ErrSize, update.ErrTrailingData, update.ErrTruncated} {
+	for _, e := range []error{update.ErrStoredDigest, update.ErrDigest, update.ErrSize, update.ErrTrailingData, update.ErrTruncated, update.ErrWrongKey} {
 		if errors.Is(err, e) {
 			return true
 		}
