@@ -172,8 +172,14 @@ $OTA_KEY_PASSWORD or the terminal.`,
 }
 
 func runSign(cmd *cobra.Command, f *signFlags, inPath, outPath string) error {
-	if f.version == "" || f.headerSize == "" || f.slotSize == "" {
-		return errors.New("sign: --version, --header-size and --slot-size are required")
+	var missing []string
+	for _, r := range []struct{ flag, val string }{{"--version", f.version}, {"--header-size", f.headerSize}, {"--slot-size", f.slotSize}} {
+		if r.val == "" {
+			missing = append(missing, r.flag)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("sign: missing %s (--version, --header-size and --slot-size are required)", strings.Join(missing, ", "))
 	}
 	var o mcuboot.SignOptions
 	var err error
