@@ -38,3 +38,11 @@ func SharedTestdata(t testing.TB) string {
 	t.Helper()
 	return filepath.Join(SharedDir(t), "testdata")
 }
+
+// DevicesShared is SharedDir under its earlier name.
+//
+// Deprecated: use SharedDir.
+func DevicesShared(t testing.TB) string {
+	t.Helper()
+	return SharedDir(t)
+}
