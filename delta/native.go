@@ -144,11 +144,6 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 			minCopy = 10
 		}
 		ops = splitAdds(old, new, ops, minCopy)
-	} else if opt.Layout == LayoutModel {
-		// Long unchanged stretches as copies keep the model's per-byte
-		// work (about 5 MB/s to decode) off them; on the corpus the size
-		// changes by under 0.3%.
-		ops = splitAdds(old, new, ops, 256)
 	}
 	return encodeNative(old, new, ops, opt.Layout, c, bs, opt.SourceVersion, opt.TargetVersion)
 }
