@@ -46,6 +46,8 @@ type Server struct {
 	MaxJSON   int64
 	// PollSeconds is the check-in interval suggested to devices.
 	PollSeconds int
+	// DDI configures the hawkBit DDI API (tenants, gateway tokens).
+	DDI DDIConfig
 
 	once      sync.Once
 	handler   http.Handler
@@ -133,6 +135,7 @@ func (s *Server) init() {
 	device("GET /api/v1/device/executions", s.ownExecutions)
 
 	s.routeUI(mux)
+	s.routeDDI(mux)
 	s.handler = mux
 }
 
