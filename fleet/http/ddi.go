@@ -33,7 +33,7 @@ const DefaultTenant = "DEFAULT"
 // DDI limits: a feedback's details are kept in history up to these sizes.
 const (
 	maxDDIDetails     = 100
-	maxDDIDetailBytes = 2048
+	maxDDIDetailBytes = 4000
 )
 
 // DDIConfig configures the hawkBit DDI API.
@@ -498,18 +498,37 @@ func contains(list []string, s string) bool {
 }
 
 // detailText joins details into one history message of bounded size.
+// When they do not fit, lines that carry an error come first, then the
+// last lines: SWUpdate sends its whole log as details.
 func (f *DDIFeedback) detailText() string {
-	var b strings.Builder
-	for i, d := range f.Status.Details {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(strings.TrimSpace(d))
-		if b.Len() > maxDDIDetailBytes {
-			break
+	var lines []string
+	for _, d := range f.Status.Details {
+		if d = strings.TrimSpace(d); d != "" {
+			lines = append(lines, d)
 		}
 	}
-	s := b.String()
+	s := strings.Join(lines, "; ")
+	if len(s) <= maxDDIDetailBytes {
+		return s
+	}
+	var errs, rest []string
+	for _, l := range lines {
+		if strings.Contains(strings.ToUpper(l), "ERROR") {
+			errs = append(errs, l)
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	s = strings.Join(errs, "; ")
+	var tail []string
+	n := len(s)
+	for i := len(rest) - 1; i >= 0 && n+len(rest[i])+2 < maxDDIDetailBytes; i-- {
+		tail = append([]string{rest[i]}, tail...)
+		n += len(rest[i]) + 2
+	}
+	if len(tail) > 0 {
+		s += "; …; " + strings.Join(tail, "; ")
+	}
 	if len(s) > maxDDIDetailBytes {
 		s = s[:maxDDIDetailBytes] + "…"
 	}
@@ -546,7 +565,8 @@ func deviceStateOf(execState string) string {
 //   - rejected: no state change, the details go to the history;
 //   - progress {cnt, of} with of > 0 sets the percentage.
 //
-// Feedback for a finished or canceled action is 410 Gone.
+// Feedback for an action whose cancellation is not yet answered is only
+// recorded in the history; for a finished action it is 410 Gone.
 func (s *Server) ddiDeploymentFeedback(w http.ResponseWriter, r *http.Request, q *ddiReq) {
 	e, err := s.ddiAction(r, q)
 	if err != nil {
@@ -558,15 +578,30 @@ func (s *Server) ddiDeploymentFeedback(w http.ResponseWriter, r *http.Request, q
 		writeDDIError(w, err)
 		return
 	}
+	ctx := r.Context()
 	switch {
 	case e.State == fleet.ExecPending || e.State == fleet.ExecSkipped:
 		writeDDIError(w, fmt.Errorf("%w: action %d was not offered", fleet.ErrNotFound, e.ID))
+		return
+	case pendingCancel(e):
+		// As in hawkBit, an action being canceled stays open until the
+		// device answers the cancellation: its feedback is kept as history.
+		if n, ok := s.Store.(fleet.ExecutionNoter); ok {
+			msg := "hawkBit " + f.Status.Execution + "/" + f.Status.Result.Finished + " after cancel"
+			if t := f.detailText(); t != "" {
+				msg += ": " + t
+			}
+			if err := n.NoteExecution(ctx, e.ID, msg); err != nil {
+				writeDDIError(w, err)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusOK)
 		return
 	case fleet.ExecFinal(e.State):
 		writeDDIError(w, fmt.Errorf("%w: action %d is %s", ErrDDIGone, e.ID, e.State))
 		return
 	}
-	ctx := r.Context()
 	details := f.Status.Details
 	text := f.detailText()
 	st := fleet.Status{Progress: e.Progress, Details: fleet.StatusDetails{BytesReceived: e.Bytes, TotalBytes: e.TotalBytes}}

@@ -378,6 +378,9 @@ func TestDDIDeploymentFlow(t *testing.T) {
 	if code, _, _ := ddiCall(t, "GET", baseA+"/deploymentBase/"+id3, tokA, nil); code != 404 {
 		t.Errorf("deploymentBase of canceled action: %d", code)
 	}
+	if c := fb(baseA+"/deploymentBase/"+id3+"/feedback", tokA, `{"status":{"execution":"proceeding","result":{"finished":"none"},"details":["still downloading"]}}`); c != 200 {
+		t.Errorf("feedback while cancel pending: %d, want 200", c)
+	}
 	ack := `{"id":` + id3 + `,"time":"20261124T230000","status":{"result":{"finished":"success"},"execution":"closed","details":["cancellation acknowledged."]}}`
 	if c := fb(baseA+"/cancelAction/"+id3+"/feedback", tokA, ack); c != 200 {
 		t.Fatalf("cancel feedback: %d", c)
@@ -387,6 +390,15 @@ func TestDDIDeploymentFlow(t *testing.T) {
 	}
 	if p := poll(t, baseA, tokA); p.Links["cancelAction"].Href != "" {
 		t.Errorf("cancel still pending after ack: %+v", p.Links)
+	}
+	var n3 int64
+	fmt.Sscan(id3, &n3)
+	ex, _ = e.store.Execution(context.Background(), n3)
+	if ex.State != fleet.ExecCanceled || !hasNote(ex, "still downloading") || !hasNote(ex, "cancel acknowledged") {
+		t.Errorf("canceled execution: %s %+v", ex.State, ex.History)
+	}
+	if c := fb(baseA+"/deploymentBase/"+id3+"/feedback", tokA, `{"status":{"execution":"closed","result":{"finished":"success"}}}`); c != 410 {
+		t.Errorf("feedback after acknowledged cancel: %d, want 410", c)
 	}
 }
 
