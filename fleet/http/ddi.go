@@ -145,6 +145,17 @@ func (s *Server) requireDDI(h ddiHandler) http.Handler {
 			writeDDIError(w, fmt.Errorf("%w: want Authorization: TargetToken or GatewayToken", fleet.ErrUnauthorized))
 			return
 		}
+		// Optional mTLS, as for the device API: a verified client
+		// certificate must name the controller.
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			if cn := r.TLS.VerifiedChains[0][0].Subject.CommonName; cn != device {
+				writeDDIError(w, fmt.Errorf("%w: client certificate is for %q, not controller %q", fleet.ErrForbidden, cn, device))
+				return
+			}
+		} else if s.RequireClientCert {
+			writeDDIError(w, fmt.Errorf("%w: a client certificate is required", fleet.ErrForbidden))
+			return
+		}
 		scheme = "http"
 		if r.TLS != nil {
 			scheme = "https"
