@@ -160,7 +160,12 @@ identify : (
 	tmp := filepath.Join(dir, "tmp")
 	os.Mkdir(tmp, 0o700)
 	suri := strings.Join(append([]string{"-t", fleethttp.DefaultTenant, "-i", device, "-u", url, "-k", token, "-r", "2", "-w", "1"}, extra...), " ")
-	cmd := exec.Command(bin, "-f", cfg, "-l", "6", "-v", "-k", filepath.Join(k.dir, "ca.crt"), "-H", "board:1.0", "-u", suri)
+	// Debian runs swupdate from systemd, whose IgnoreSIGPIPE=yes default
+	// leaves SIGPIPE ignored; so does this test (the shell's trap is
+	// inherited across exec). Without it, SWUpdate 2022.12 can die of
+	// SIGPIPE when a canceled download closes its installer stream.
+	cmd := exec.Command("/bin/sh", "-c", `trap "" PIPE; exec "$0" "$@"`,
+		bin, "-f", cfg, "-l", "6", "-v", "-k", filepath.Join(k.dir, "ca.crt"), "-H", "board:1.0", "-u", suri)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
