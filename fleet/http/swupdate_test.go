@@ -373,7 +373,7 @@ func TestSWUpdateSuricatta(t *testing.T) {
 	close(canceled)
 	waitFor(t, sw, "cancel acknowledgement", func() bool { return hasNote(execOf(t, e, dep3.ID), "cancel acknowledged") })
 	close(release)
-	if os.Getenv("SWU_LOG") != "" {
+	if os.Getenv("OTA_TEST_SWUPDATE_LOG") != "" {
 		t.Log(sw.out.String())
 	}
 	sw.stop()
