@@ -1,9 +1,15 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 
 	"github.com/otakit/otakit/fleet"
 )
@@ -38,4 +44,35 @@ func plainManifest(r *http.Request, files map[string]fleet.UploadedFile) ([]byte
 		m.Images = append(m.Images, image{Type: "full", File: name, Size: f.Size, Hash: "sha256:" + f.SHA256})
 	}
 	return json.Marshal(m)
+}
+
+// PublishFile uploads the file at path as release version: a one-file
+// release whose full image is that file (see docs/api.md, "One-file
+// releases"), for artifacts that carry their own signature, such as
+// SWUpdate .swu files served over hawkBit DDI.
+func (c *Client) PublishFile(ctx context.Context, version, path string) (*fleet.Release, error) {
+	if version == "" {
+		return nil, fmt.Errorf("%w: a one-file release needs a version", fleet.ErrInvalid)
+	}
+	if st, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file", fleet.ErrInvalid, path)
+	}
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		err := WritePart(mw, filepath.Base(path), path)
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	var rel fleet.Release
+	err := c.do(ctx, http.MethodPost, "/api/v1/releases?version="+url.QueryEscape(version), mw.FormDataContentType(), pr, &rel)
+	pr.Close()
+	if err != nil {
+		return nil, err
+	}
+	return &rel, nil
 }
