@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -317,21 +318,19 @@ func lifecycleSuite(t *testing.T, newDevice func(k *realKit, running []byte) *re
 		pkg := cs.files["1.2.0/app-1.2.0.update"]
 		a := d.boot(d.server(cs, man))
 		cs.mu.Lock()
-		cs.cuts = 6
+		cs.cuts, cs.cutOnly = 6, ".update"
 		cs.mu.Unlock()
-		var err error
-		for range 8 { // the manifest fetch may be cut too
-			if _, err = a.CheckIn(context.Background()); err == nil {
-				break
-			}
-		}
-		if err != nil {
+		if _, err := a.CheckIn(context.Background()); err != nil {
 			t.Fatal(err)
+		}
+		if cs.cuts != 0 {
+			t.Fatalf("%d cuts left unused", cs.cuts)
 		}
 		wantState(t, a, PendingReboot)
 		if a.BytesReceived() >= 2*int64(len(pkg)) {
 			t.Errorf("received %d bytes for a %d-byte package", a.BytesReceived(), len(pkg))
 		}
+		t.Logf("%d cuts: received %d bytes for a %d-byte package (%.3f×)", 6, a.BytesReceived(), len(pkg), float64(a.BytesReceived())/float64(len(pkg)))
 		for _, r := range cs.requests {
 			if strings.HasPrefix(r, "1.2.0/app-1.2.0.update") && strings.Contains(r, "bytes=0-") {
 				t.Errorf("download restarted from zero: %q", r)
@@ -340,6 +339,47 @@ func lifecycleSuite(t *testing.T, newDevice func(k *realKit, running []byte) *re
 		a.Reboot()
 		wantState(t, a, Testing)
 		wantRunning(t, a, "1.2.0")
+	})
+
+	t.Run("download resumes after a reboot", func(t *testing.T) {
+		k := newRealKit(t)
+		d := newDevice(k, k.sign("1.1.0", 1, k.imgKey))
+		man := k.publish("1.2.0", 2, k.sign("1.2.0", 2, k.imgKey), nil)
+		cs := k.fileServer(0)
+		pkg := int64(len(cs.files["1.2.0/app-1.2.0.update"]))
+		ctx, cancel := context.WithCancel(context.Background())
+		d.cfg.Progress = func(st Status) {
+			if st.State == Downloading && st.Details.BytesReceived > pkg/2 {
+				cancel() // the power goes off half-way
+			}
+		}
+		a := d.boot(d.server(cs, man))
+		if _, err := a.CheckIn(ctx); err == nil {
+			t.Fatal("the download survived the power cut")
+		}
+		wantState(t, a, Downloading)
+		first := a.BytesReceived()
+		d.cfg.Progress = nil
+		cs.requests = nil
+		d.slots.Reset()
+		a = d.boot(d.server(cs, man))
+		persisted := a.Record().Offset
+		if persisted == 0 {
+			t.Fatal("no download offset was persisted")
+		}
+		l := &Loop{Agent: a}
+		if err := l.Run(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
+		wantState(t, a, Confirmed)
+		wantRunning(t, a, "1.2.0")
+		if len(cs.requests) == 0 || !strings.Contains(cs.requests[0], fmt.Sprintf("bytes=%d-", persisted)) {
+			t.Errorf("requests after the reboot: %q, want the first from offset %d", cs.requests, persisted)
+		}
+		if got := first + a.BytesReceived(); got >= 2*pkg {
+			t.Errorf("downloaded %d bytes in all for a %d-byte package", got, pkg)
+		}
+		t.Logf("cut after %d of %d bytes, %d persisted, %d fetched after the reboot", first, pkg, persisted, a.BytesReceived())
 	})
 
 	if patcher == nil {
@@ -364,6 +404,7 @@ func lifecycleSuite(t *testing.T, newDevice func(k *realKit, running []byte) *re
 		if a.BytesReceived() >= int64(len(img))/2 {
 			t.Errorf("delta download %d bytes for a %d-byte image", a.BytesReceived(), len(img))
 		}
+		t.Logf("delta update: downloaded %d bytes for a %d-byte image", a.BytesReceived(), len(img))
 		d.slots.Reset()
 		a = d.boot(d.server(cs, man))
 		wantState(t, a, Testing)

@@ -2,6 +2,7 @@ package boot
 
 import (
 	"bytes"
+	"crypto"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -166,81 +167,97 @@ func TestPowerLossMatrix(t *testing.T) {
 		align  int
 		erased byte
 		small  bool // a new image that stays clear of the trailer's sectors
+		aged   bool // the device was updated before: used trailers, an image in slot B
+		bits   bool // torn erases flip random bits anywhere in the sector
 	}
-	cfgs := []cfg{{1, 0xFF, false}, {8, 0x00, false}, {32, 0xFF, false}, {8, 0xFF, true}}
+	cfgs := []cfg{{1, 0xFF, false, false, false}, {32, 0x00, false, false, false}, {8, 0xFF, true, false, false}, {4, 0xFF, false, true, false}, {8, 0xFF, false, false, true}}
 	if os.Getenv("OTA_LONG") != "" {
 		cfgs = nil
 		for _, a := range []int{1, 4, 8, 32} {
 			for _, e := range []byte{0xFF, 0x00} {
-				cfgs = append(cfgs, cfg{a, e, false}, cfg{a, e, true})
+				cfgs = append(cfgs, cfg{a, e, false, false, false}, cfg{a, e, true, false, false}, cfg{a, e, false, false, true})
 			}
+			cfgs = append(cfgs, cfg{a, 0xFF, false, true, false})
 		}
 	}
 	total, lostReverts := 0, 0
 	for _, mode := range modes {
-		for _, c := range cfgs {
-			if c.small && mode != layout.SwapScratch {
-				continue // only swap-scratch takes another path for small images
-			}
-			r := newRig(t, mode, c.align, c.erased, key, c.small)
-			for _, goal := range []string{"update", "revert"} {
-				// Reference run: how many operations the scenario takes.
-				dev := r.factory.Clone()
-				var cnt uint32
-				if _, err := r.drive(dev, goal, false, &cnt); err != nil {
-					t.Fatal(err)
+		t.Run(string(mode), func(t *testing.T) {
+			for _, c := range cfgs {
+				if c.small && mode != layout.SwapScratch {
+					continue // only swap-scratch takes another path for small images
 				}
-				ops := dev.Ops()
-				for cut := 1; cut <= ops; cut++ {
-					total++
-					dev := r.factory.Clone()
-					dev.CutPowerAt(cut, uint64(cut)*7919)
-					var counter uint32
-					_, err := r.drive(dev, goal, false, &counter)
-					if !errors.Is(err, flash.ErrPowerCut) {
-						t.Fatalf("%s %s cut %d/%d: drive ended with %v", r.name(), goal, cut, ops, err)
+				t.Run(fmt.Sprintf("align%d/erased%#02x/small=%v/aged=%v/bits=%v", c.align, c.erased, c.small, c.aged, c.bits), func(t *testing.T) {
+					r := newRig(t, mode, c.align, c.erased, key, c.small)
+					if c.aged {
+						r.age()
 					}
-					dev.PowerOn()
-					out, err := r.drive(dev, goal, true, &counter)
-					if err != nil {
-						t.Fatalf("%s %s cut %d: after reboot: %v", r.name(), goal, cut, err)
+					r.factory.TearBits(c.bits)
+					goals := []string{"update", "revert"}
+					if c.aged || os.Getenv("OTA_LONG") != "" {
+						goals = append(goals, "perm")
 					}
-					slots := r.checkSlots(dev)
-					switch {
-					case goal == "update":
-						if out.final != "new" || !out.confirmed || out.counter != 2 {
-							t.Fatalf("%s update cut %d: ended %+v", r.name(), cut, out)
+					for _, goal := range goals {
+						// Reference run: how many operations the scenario takes.
+						dev := r.factory.Clone()
+						var cnt uint32
+						if _, err := r.drive(dev, goal, false, &cnt); err != nil {
+							t.Fatal(err)
 						}
-						if mode != layout.OverwriteOnly && slots[Secondary] != "old" {
-							t.Fatalf("%s update cut %d: secondary holds %q, want the old image", r.name(), cut, slots[Secondary])
-						}
-					case mode == layout.OverwriteOnly:
-						if out.final != "new" && out.final != "old" {
-							t.Fatalf("%s revert cut %d: ended %+v", r.name(), cut, out)
-						}
-					case out.final == "new":
-						// MCUboot keeps the test image when the cut tore
-						// copy_done or image_ok so that no revert is due.
-						st, _ := r.open(dev).Loader.Status()
-						if p := st[Primary].State; p.CopyDone != FlagBad && p.ImageOK != FlagBad && p.Magic == MagicGood {
-							t.Fatalf("%s revert cut %d: test image kept with trailer %+v", r.name(), cut, p)
-						}
-						lostReverts++
-					default:
-						if out.counter != 1 {
-							t.Fatalf("%s revert cut %d: counter %d", r.name(), cut, out.counter)
+						ops := dev.Ops()
+						for cut := 1; cut <= ops; cut++ {
+							total++
+							dev := r.factory.Clone()
+							dev.CutPowerAt(cut, uint64(cut)*7919)
+							var counter uint32
+							_, err := r.drive(dev, goal, false, &counter)
+							if !errors.Is(err, flash.ErrPowerCut) {
+								t.Fatalf("%s %s cut %d/%d: drive ended with %v", r.name(), goal, cut, ops, err)
+							}
+							dev.PowerOn()
+							out, err := r.drive(dev, goal, true, &counter)
+							if err != nil {
+								t.Fatalf("%s %s cut %d: after reboot: %v", r.name(), goal, cut, err)
+							}
+							slots := r.checkSlots(dev)
+							switch {
+							case goal == "update" || goal == "perm":
+								if out.final != "new" || !out.confirmed || out.counter != 2 {
+									t.Fatalf("%s update cut %d: ended %+v", r.name(), cut, out)
+								}
+								if mode != layout.OverwriteOnly && slots[Secondary] != "old" {
+									t.Fatalf("%s update cut %d: secondary holds %q, want the old image", r.name(), cut, slots[Secondary])
+								}
+							case mode == layout.OverwriteOnly:
+								if out.final != "new" && out.final != "old" {
+									t.Fatalf("%s revert cut %d: ended %+v", r.name(), cut, out)
+								}
+							case out.final == "new":
+								// MCUboot keeps the test image when the cut tore
+								// copy_done or image_ok so that no revert is due.
+								st, _ := r.open(dev).Loader.Status()
+								if p := st[Primary].State; p.CopyDone != FlagBad && p.ImageOK != FlagBad && p.Magic == MagicGood {
+									t.Fatalf("%s revert cut %d: test image kept with trailer %+v", r.name(), cut, p)
+								}
+								lostReverts++
+							default:
+								if out.counter != 1 {
+									t.Fatalf("%s revert cut %d: counter %d", r.name(), cut, out.counter)
+								}
+							}
 						}
 					}
-				}
+				})
 			}
-		}
+		})
 	}
 	t.Logf("boot power-loss matrix: %d cut points covered (%d reverts MCUboot could not do after a torn flag write)", total, lostReverts)
 	fmt.Printf("boot power-loss summary: %d cut points covered, %d lost reverts\n", total, lostReverts)
 }
 
 // TestRandomResetChains: chains of five power cuts at random operations
-// of an update, including cuts during the recovery of earlier cuts.
+// of an update or a revert, including cuts during the recovery of earlier
+// cuts; then the device must end where MCUboot ends it.
 func TestRandomResetChains(t *testing.T) {
 	key := loadKey(t, "ed25519.pem")
 	chains := 8
@@ -248,28 +265,89 @@ func TestRandomResetChains(t *testing.T) {
 		chains = 60
 	}
 	rng := rand.New(rand.NewPCG(5, 5))
-	n := 0
+	n, runs := 0, 0
 	for _, mode := range modes {
 		for _, align := range []int{1, 8, 32} {
 			r := newRig(t, mode, align, []byte{0xFF, 0x00}[align%3%2], key)
-			for c := 0; c < chains; c++ {
-				dev := r.factory.Clone()
-				var counter uint32
-				for reset := 0; reset < 5; reset++ {
-					dev.CutPowerAt(dev.Ops()+1+rng.IntN(120), rng.Uint64())
-					if _, err := r.drive(dev, "update", reset > 0, &counter); err == nil {
-						break
+			for _, goal := range []string{"update", "revert"} {
+				for c := 0; c < chains; c++ {
+					runs++
+					dev := r.factory.Clone()
+					var counter uint32
+					for reset := 0; reset < 5; reset++ {
+						dev.CutPowerAt(dev.Ops()+1+rng.IntN(40), rng.Uint64())
+						if _, err := r.drive(dev, goal, reset > 0, &counter); err == nil {
+							break
+						}
+						dev.PowerOn()
+						n++
 					}
 					dev.PowerOn()
-					n++
-				}
-				dev.PowerOn()
-				out, err := r.drive(dev, "update", true, &counter)
-				if err != nil || out.final != "new" || !out.confirmed || out.counter != 2 {
-					t.Fatalf("%s chain %d: %+v %v", r.name(), c, out, err)
+					out, err := r.drive(dev, goal, true, &counter)
+					if err != nil {
+						t.Fatalf("%s %s chain %d: %v", r.name(), goal, c, err)
+					}
+					switch {
+					case goal == "update" && (out.final != "new" || !out.confirmed || out.counter != 2):
+						t.Fatalf("%s update chain %d: %+v", r.name(), c, out)
+					case goal == "revert" && mode != layout.OverwriteOnly && out.final == "old" && out.counter != 1:
+						t.Fatalf("%s revert chain %d: counter %d", r.name(), c, out.counter)
+					}
 				}
 			}
 		}
 	}
-	t.Logf("random reset chains: %d resets", n)
+	t.Logf("random reset chains: %d chains, %d resets", runs, n)
+	fmt.Printf("boot reset chains summary: %d chains of up to 5 resets, %d resets\n", runs, n)
+}
+
+// TestMixedSectorsScratch runs the update and revert power-loss scenarios
+// with swap-scratch on slots of mixed sector sizes (2 KiB then 1 KiB, as
+// on parts with large and small sectors): chunks of different sizes go
+// through a 2 KiB scratch.
+func TestMixedSectorsScratch(t *testing.T) {
+	key := loadKey(t, "ed25519.pem")
+	slot := []uint32{2048, 2048, 2048, 1024, 1024, 1024, 1024}
+	var secs []uint32
+	secs = append(secs, slot...)
+	secs = append(secs, slot...)
+	secs = append(secs, 2048, 1024, 1024, 1024, 1024)
+	m := &layout.Map{Flash: flash.Geometry{Sectors: secs, Align: 8, Erased: 0xFF}, Partitions: []layout.Partition{
+		{Name: layout.SlotA, Offset: 0, Size: 10240}, {Name: layout.SlotB, Offset: 10240, Size: 10240},
+		{Name: layout.Scratch, Offset: 20480, Size: 2048}, {Name: layout.Config, Offset: 22528, Size: 4096},
+	}}
+	cuts := 0
+	for _, newEnd := range []int{4000, 9400} {
+		r := &rig{t: t, mode: layout.SwapScratch, m: m, key: key,
+			cfg: Config{Mode: layout.SwapScratch, MaxImgSectors: maxSectors, Keys: []crypto.PublicKey{key.pub}}}
+		if tr := NewTrailer(10240, 8, maxSectors, 0); newEnd > tr.StatusOff() {
+			t.Fatalf("image end %d beyond the trailer at %d", newEnd, tr.StatusOff())
+		}
+		r.finish(newEnd)
+		for _, goal := range []string{"update", "revert"} {
+			dev := r.factory.Clone()
+			var c uint32
+			if _, err := r.drive(dev, goal, false, &c); err != nil {
+				t.Fatal(err)
+			}
+			for cut := 1; cut <= dev.Ops(); cut++ {
+				cuts++
+				d := r.factory.Clone()
+				d.CutPowerAt(cut, uint64(cut))
+				var counter uint32
+				if _, err := r.drive(d, goal, false, &counter); !errors.Is(err, flash.ErrPowerCut) {
+					t.Fatalf("cut %d: %v", cut, err)
+				}
+				d.PowerOn()
+				out, err := r.drive(d, goal, true, &counter)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if goal == "update" && (out.final != "new" || r.checkSlots(d)[Secondary] != "old") {
+					t.Fatalf("update cut %d: %+v, slots %v", cut, out, r.checkSlots(d))
+				}
+			}
+		}
+	}
+	t.Logf("mixed sectors, swap-scratch: %d cut points covered", cuts)
 }

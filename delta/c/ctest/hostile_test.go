@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/otakit/otakit/codec"
+	"github.com/otakit/otakit/delta"
+	"github.com/otakit/otakit/internal/testutil"
 )
 
 // Return codes of otadelta.h the tests expect.
@@ -117,7 +119,7 @@ func ins(data []byte) []byte {
 }
 
 func cp(n int, d int64) []byte {
-	return binary.AppendVarint(binary.AppendUvarint(nil, uint64(n)<<2|0), d)
+	return binary.AppendVarint(binary.AppendUvarint(nil, uint64(n)<<2), d) // op 0: COPY
 }
 
 func add(n int, d int64, diff []byte) []byte {
@@ -152,6 +154,7 @@ func TestHostilePatches(t *testing.T) {
 			le.PutUint32(h[80:], 1)
 		}}, eNoMem, nil},
 		{"huge target", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { le.PutUint32(h[12:], 0xffffffff) }}, eNoMem, nil},
+		{"applier_ram over work buffer", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { le.PutUint32(h[84:], workBytes+1) }}, eNoMem, nil},
 		{"source size differs", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { le.PutUint32(h[8:], 35) }}, eSourceSize, nil},
 		{"wrong source hash", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { h[16] ^= 1 }}, eSourceHash, []string{"verify-source"}},
 		{"wrong target hash", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { h[48] ^= 1 }}, eTargetHash, nil},
@@ -274,6 +277,27 @@ func TestMutations(t *testing.T) {
 			}{fmt.Sprintf("%s/bs%d", codecName(id), bs), old, p})
 		}
 	}
+	// Real diff output: the smallest corpus pair through delta.Create.
+	for _, p := range testutil.CorpusPairs(t) {
+		if !strings.HasPrefix(p.Name, "nrf52840") {
+			continue
+		}
+		pold, pnew := readPair(t, p)
+		for _, name := range []string{"none", "heatshrink"} {
+			c, err := codec.Lookup(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pt, err := delta.Create(pold, pnew, &delta.Options{Layout: delta.LayoutStream, Codec: c, BlockSize: 8192})
+			if err != nil {
+				t.Fatal(err)
+			}
+			seeds = append(seeds, struct {
+				name     string
+				old, pat []byte
+			}{"create/" + p.Name + "/" + name, pold, pt})
+		}
+	}
 	seeds = append(seeds, fuzzSeeds(t, old)...)
 	dir := t.TempDir()
 	for i, s := range seeds {
@@ -282,6 +306,7 @@ func TestMutations(t *testing.T) {
 			os.WriteFile(oldPath, s.old, 0o644)
 			os.WriteFile(patchPath, s.pat, 0o644)
 			out := runRaw(t, san, "mutate", oldPath, patchPath, "400", fmt.Sprint(i+1))
+			t.Log(strings.TrimSpace(out))
 			if !strings.Contains(out, "refused") {
 				t.Fatalf("unexpected output %q", out)
 			}

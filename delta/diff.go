@@ -1,0 +1,301 @@
+package delta
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+)
+
+// opKind is an instruction of the native format.
+type opKind uint8
+
+const (
+	opCopy   opKind = 0 // copy source bytes unchanged
+	opAdd    opKind = 1 // source bytes plus a byte-wise difference
+	opInsert opKind = 2 // literal bytes carried in the patch
+)
+
+// op is one instruction in target order. For copy and add, src is the
+// absolute source offset; the target offset is implicit (ops are contiguous).
+type op struct {
+	kind opKind
+	n    int
+	src  int
+}
+
+// tuning holds the parser's cost weights. The parser extends an aligned
+// region (an add) while matchGain*matches - mismatchCost*mismatches grows:
+// a matching byte in an add costs almost nothing after compression, whereas
+// a mismatching one costs about as much as a literal would, plus a little.
+type tuning struct {
+	matchGain    int // bits saved by a matching byte in an add vs a literal
+	mismatchCost int // bits lost by a mismatching byte in an add vs a literal
+	newMatch     int // bytes a new alignment must beat the current one by
+	maxCompare   int // cap on byte comparisons per suffix-array probe
+}
+
+// skipKeep is how much of a rejected long match is probed again.
+const skipKeep = 16
+
+var defaultTuning = tuning{matchGain: 1, mismatchCost: 1, newMatch: 8, maxCompare: 1 << 12}
+
+// matcher finds the longest match of a string in old using old's suffix array.
+type matcher struct {
+	old []byte
+	sa  []int32
+	cap int
+	// bkt[k] is the first suffix-array index of the suffixes whose first
+	// two bytes are k (as a big-endian uint16) or more, so a search starts
+	// in its two-byte bucket: 16 fewer probes in a 64K-entry table.
+	bkt []int32
+}
+
+func newMatcher(old []byte, cap int) *matcher {
+	m := &matcher{old: old, sa: suffixArray(old), cap: cap, bkt: make([]int32, 1<<16+1)}
+	k := 0
+	for i, p := range m.sa {
+		key := int(old[p]) << 8
+		if int(p)+1 < len(old) {
+			key |= int(old[p+1])
+		}
+		for k <= key {
+			m.bkt[k] = int32(i)
+			k++
+		}
+	}
+	for ; k <= 1<<16; k++ {
+		m.bkt[k] = int32(len(m.sa))
+	}
+	return m
+}
+
+func commonPrefix(a, b []byte, max int) int {
+	if len(a) > len(b) {
+		a = a[:len(b)]
+	}
+	if len(a) > max {
+		a = a[:max]
+	}
+	n := 0
+	for n+8 <= len(a) {
+		x := binary.LittleEndian.Uint64(a[n:]) ^ binary.LittleEndian.Uint64(b[n:])
+		if x != 0 {
+			return n + bits.TrailingZeros64(x)/8
+		}
+		n += 8
+	}
+	for n < len(a) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// longest returns the position and length of a longest match of q in old.
+// The binary search skips the prefix that both interval ends already share
+// with q. Comparisons are capped at m.cap bytes and the winner is then
+// extended linearly, so long runs (0xFF padding) never cost O(run·log n).
+func (m *matcher) longest(q []byte) (pos, n int) {
+	sa, old := m.sa, m.old
+	if len(sa) == 0 || len(q) == 0 {
+		return 0, 0
+	}
+	lo, hi := 0, len(sa)-1
+	if len(q) >= 2 {
+		key := int(q[0])<<8 | int(q[1])
+		if b, e := int(m.bkt[key]), int(m.bkt[key+1]); b < e {
+			lo, hi = b, e-1
+		}
+	}
+	llo := commonPrefix(old[sa[lo]:], q, m.cap)
+	lhi := commonPrefix(old[sa[hi]:], q, m.cap)
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		s := old[sa[mid]:]
+		k0 := min(llo, lhi)
+		k := k0 + commonPrefix(s[k0:], q[k0:], m.cap-k0)
+		if k == m.cap || k == len(q) {
+			llo, lo = k, mid
+			break
+		}
+		if k == len(s) || s[k] < q[k] {
+			lo, llo = mid, k
+		} else {
+			hi, lhi = mid, k
+		}
+	}
+	if llo >= lhi {
+		pos, n = int(sa[lo]), llo
+	} else {
+		pos, n = int(sa[hi]), lhi
+	}
+	if n == m.cap {
+		n += commonPrefix(old[pos+n:], q[n:], len(q))
+	}
+	return pos, n
+}
+
+// diffOps computes the instructions that turn old into new.
+func diffOps(old, new []byte, tu tuning) []op {
+	m := newMatcher(old, tu.maxCompare)
+	var ops []op
+	emitInsert := func(n int) {
+		if n <= 0 {
+			return
+		}
+		if k := len(ops); k > 0 && ops[k-1].kind == opInsert {
+			ops[k-1].n += n
+			return
+		}
+		ops = append(ops, op{kind: opInsert, n: n})
+	}
+	emitAligned := func(src, dst, n int) {
+		if n <= 0 {
+			return
+		}
+		kind := opCopy
+		if !bytes.Equal(old[src:src+n], new[dst:dst+n]) {
+			kind = opAdd
+		}
+		ops = append(ops, op{kind: kind, n: n, src: src})
+	}
+	a, b := tu.matchGain, tu.mismatchCost
+	oldAt := func(i int) int {
+		if i >= 0 && i < len(old) {
+			return int(old[i])
+		}
+		return -1
+	}
+
+	scan, n, lastScan, lastPos, lastOff := 0, 0, 0, 0, 0
+	pos := 0
+	for scan < len(new) {
+		oldScore := 0
+		scsc := scan + n
+		scan = scsc
+		for ; scan < len(new); scan++ {
+			pos, n = m.longest(new[scan:])
+			for ; scsc < scan+n; scsc++ {
+				if oldAt(scsc+lastOff) == int(new[scsc]) {
+					oldScore++
+				}
+			}
+			if (n == oldScore && n != 0) || n > oldScore+tu.newMatch {
+				break
+			}
+			// A long match that the current alignment nearly explains:
+			// no new alignment can start inside it and win, so skip most
+			// of it instead of probing every position (bsdiff does).
+			skip := 1
+			if n > 2*skipKeep {
+				skip = n - skipKeep
+			}
+			for k := 0; k < skip; k++ {
+				if oldAt(scan+k+lastOff) == int(new[scan+k]) {
+					oldScore--
+				}
+			}
+			scan += skip - 1
+		}
+		if n == oldScore && scan != len(new) {
+			continue
+		}
+		// Extend the previous alignment forward.
+		s, best, lenf := 0, 0, 0
+		for i := 0; lastScan+i < scan && lastPos+i < len(old); {
+			if old[lastPos+i] == new[lastScan+i] {
+				s++
+			}
+			i++
+			if sc := a*s - b*(i-s); sc > best {
+				best, lenf = sc, i
+			}
+		}
+		// Extend the new match backward.
+		lenb := 0
+		if scan < len(new) {
+			s, best = 0, 0
+			for i := 1; scan >= lastScan+i && pos >= i; i++ {
+				if old[pos-i] == new[scan-i] {
+					s++
+				}
+				if sc := a*s - b*(i-s); sc > best {
+					best, lenb = sc, i
+				}
+			}
+		}
+		if lastScan+lenf > scan-lenb {
+			overlap := lastScan + lenf - (scan - lenb)
+			s, ss, lens := 0, 0, 0
+			for i := 0; i < overlap; i++ {
+				if new[lastScan+lenf-overlap+i] == old[lastPos+lenf-overlap+i] {
+					s++
+				}
+				if new[scan-lenb+i] == old[pos-lenb+i] {
+					s--
+				}
+				if s > ss {
+					ss, lens = s, i+1
+				}
+			}
+			lenf += lens - overlap
+			lenb -= lens
+		}
+		emitAligned(lastPos, lastScan, lenf)
+		emitInsert(scan - lenb - (lastScan + lenf))
+		lastScan = scan - lenb
+		lastPos = pos - lenb
+		lastOff = pos - scan
+	}
+	return ops
+}
+
+// splitAdds rewrites each add so that stretches of at least minRun
+// unchanged bytes become copies. Without compression (and with the small
+// MCU codec) carrying those zero differences would cost a byte each.
+func splitAdds(old, new []byte, ops []op, minRun int) []op {
+	var out []op
+	t := 0
+	for _, o := range ops {
+		if o.kind != opAdd {
+			out = append(out, o)
+			t += o.n
+			continue
+		}
+		segStart, segKind := 0, opKind(255)
+		push := func(end int, kind opKind) {
+			if end <= segStart {
+				return
+			}
+			if k := len(out); k > 0 && segKind == kind && out[k-1].kind == kind && out[k-1].src+out[k-1].n == o.src+segStart {
+				out[k-1].n += end - segStart
+			} else {
+				out = append(out, op{kind: kind, n: end - segStart, src: o.src + segStart})
+			}
+			segStart, segKind = end, kind
+		}
+		i := 0
+		for i < o.n {
+			j := i
+			for j < o.n && old[o.src+j] == new[t+j] {
+				j++
+			}
+			if j-i >= minRun {
+				push(i, opAdd)
+				push(j, opCopy)
+			}
+			for j < o.n && old[o.src+j] != new[t+j] {
+				j++
+			}
+			i = j
+		}
+		if segStart < o.n {
+			kind := opAdd
+			if bytes.Equal(old[o.src+segStart:o.src+o.n], new[t+segStart:t+o.n]) {
+				kind = opCopy
+			}
+			push(o.n, kind)
+		}
+		t += o.n
+	}
+	return out
+}
