@@ -16,6 +16,7 @@ need=(
   "/usr/share/python3-intelhex/hexinfo.py python3-intelhex"
   "node nodejs"
   "chromium chromium"
+  "swupdate swupdate"
 )
 
 missing=()

@@ -63,6 +63,7 @@ are the flag names. Flags win over the environment, which wins over the file.`,
 	f.String("log-format", "text", "text or json")
 	f.String("pprof-addr", "", "serve Go's net/http/pprof profiles on this loopback address (off by default)")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long to wait for requests on shutdown")
+	addDDIFlags(f)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := applyEnvAndConfig(f); err != nil {
 			return err
@@ -169,6 +170,9 @@ func runServe(stdout, stderr io.Writer, f *pflag.FlagSet) error {
 	maxUp, _ := f.GetInt64("max-upload")
 	srv := &fleethttp.Server{Store: db, Blobs: blobs, AdminToken: token, Logger: logger, Registry: reg,
 		PollSeconds: poll, MaxUpload: maxUp}
+	if srv.DDI, err = ddiConfig(f); err != nil {
+		return err
+	}
 
 	certFile, keyFile := get("tls-cert"), get("tls-key")
 	devTLS, _ := f.GetBool("dev-tls")

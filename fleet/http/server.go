@@ -46,6 +46,8 @@ type Server struct {
 	MaxJSON   int64
 	// PollSeconds is the check-in interval suggested to devices.
 	PollSeconds int
+	// DDI configures the hawkBit DDI API (tenants, gateway tokens).
+	DDI DDIConfig
 	// RequireClientCert refuses device calls without a verified TLS client
 	// certificate. Whenever one is presented, its CommonName must be the
 	// device id the token belongs to.
@@ -137,6 +139,7 @@ func (s *Server) init() {
 	device("GET /api/v1/device/executions", s.ownExecutions)
 
 	s.routeUI(mux)
+	s.routeDDI(mux)
 	s.handler = mux
 }
 
