@@ -95,7 +95,7 @@ func TestDeviceRunFlash(t *testing.T) {
 	defer srv.Close()
 	code, out, errs := runLayoutCLI(t, "device", "run", "--flash", fl, "-k", pub, "--package-key", r.aesKey,
 		"--manifest-url", srv.URL+"/manifest.json", "--once", "--manifest-key", filepath.Join(r.keys, "ecdsa-p256.pub.pem"))
-	if code != 0 || !strings.Contains(out, "state CONFIRMED, running 1.2.0+0") {
+	if code != 0 || !strings.Contains(out, "state CONFIRMED, running 1.2.0") {
 		t.Fatalf("run: exit %d\n%s%s", code, out, errs)
 	}
 	_, out, _ = runLayoutCLI(t, "device", "status", "--flash", fl)
