@@ -176,7 +176,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 		defer os.RemoveAll(d)
 		e.dir = d
-	} else if err := os.MkdirAll(e.dir, 0o755); err != nil {
+	} else if err := emptyDir(e.dir); err != nil {
 		return nil, err
 	}
 	if err := e.makeKeys(); err != nil {
@@ -229,6 +229,23 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		<-ctx.Done()
 	}
 	return sum, nil
+}
+
+// emptyDir makes sure dir exists and is empty: a second run in the same
+// folder would meet the first run's releases, signed with other keys, and
+// its devices on the server.
+func emptyDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(ents) > 0 {
+		return fmt.Errorf("%w: %s is not empty; give a new or empty folder", ErrOptions, dir)
+	}
+	return nil
 }
 
 // makeKeys writes the image signing key (ECDSA P-256, as MCUboot boot

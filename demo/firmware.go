@@ -67,13 +67,13 @@ func baseProgram() *program {
 	for range numStrings {
 		p.strs = append(p.strs, fmt.Sprintf("%s: %s %s (%s=%%d)\n", pick(r, subsystems), pick(r, verbs), pick(r, outcomes), pick(r, []string{"err", "len", "addr", "reg", "id"})))
 	}
-	idioms := make([][]op, 400)
+	idioms := make([][]op, 1500)
 	for i := range idioms {
 		for range 2 + r.IntN(7) {
 			idioms[i] = append(idioms[i], randomOp(r))
 		}
 	}
-	popular := rand.NewZipf(r, 1.3, 4, uint64(len(idioms)-1))
+	popular := rand.NewZipf(r, 1.05, 8, uint64(len(idioms)-1))
 	callees := rand.NewZipf(r, 1.1, 2, numFuncs-1)
 	for range numFuncs {
 		f := function{body: []op{{kind: 'i', code: 0xB5F0}}} // push {r4-r7, lr}
@@ -81,7 +81,12 @@ func baseProgram() *program {
 			f.body = append(f.body, op{kind: 'i', code: 0xB080 | uint16(1+r.IntN(8))}) // sub sp, #n*4
 		}
 		for range 4 + r.IntN(16) {
-			f.body = append(f.body, idioms[popular.Uint64()]...)
+			for _, o := range idioms[popular.Uint64()] {
+				if r.IntN(4) == 0 { // register allocation and constants vary
+					o = randomOp(r)
+				}
+				f.body = append(f.body, o)
+			}
 			switch r.IntN(4) {
 			case 0:
 				f.body = append(f.body, op{kind: 'b', target: int(callees.Uint64())})

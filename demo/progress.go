@@ -21,7 +21,7 @@ func isTerminal(w io.Writer) bool {
 
 func newBar(w io.Writer, max int, desc string) *progressbar.ProgressBar {
 	return progressbar.NewOptions(max, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowCount(), progressbar.OptionSetWidth(30), progressbar.OptionSetPredictTime(false))
+		progressbar.OptionShowCount(), progressbar.OptionSetWidth(20), progressbar.OptionSetPredictTime(false))
 }
 
 // stepBar shows the release pipeline's steps, as `ota release` does.
@@ -77,6 +77,9 @@ func (v *rolloutView) describe(i int, p fleet.PhaseStats) string {
 	if i < len(v.names) {
 		name += " (" + v.names[i] + ")"
 	}
+	if v.tty { // short enough for a bar on 80 columns
+		return fmt.Sprintf("%s  ok %d  failed %d  busy %d", name, p.Success, p.Failure, p.InProgress)
+	}
 	return fmt.Sprintf("%s: %d updated, %d failed, %d in progress, %d waiting", name, p.Success, p.Failure, p.InProgress, p.Pending)
 }
 
@@ -104,9 +107,13 @@ func (v *rolloutView) update(d *fleet.Deployment) {
 		p := phases[v.phase]
 		if v.bar == nil {
 			v.bar = newBar(v.w, p.Total, "")
+			v.last = ""
 		}
-		v.bar.Describe(v.describe(v.phase, p))
-		v.bar.Set(p.Success + p.Failure + p.Canceled + p.Skipped)
+		if desc := v.describe(v.phase, p); desc != v.last { // redraw on change only
+			v.bar.Describe(desc)
+			v.bar.Set(p.Success + p.Failure + p.Canceled + p.Skipped)
+			v.last = desc
+		}
 		if p.Pending+p.InProgress > 0 || v.phase == len(phases)-1 {
 			return
 		}

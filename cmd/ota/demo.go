@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -26,6 +27,9 @@ device, the bytes the delta saved, and the dashboard's URL; --keep keeps the
 server and devices up until Ctrl-C.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Devices < 1 {
+				return fmt.Errorf("--devices %d: at least one device", o.Devices)
+			}
 			if o.FailRate == 0 {
 				o.FailRate = -1 // the package reads 0 as its default
 			}
