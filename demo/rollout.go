@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ func (e *env) rollout(ctx context.Context, fl *simFleet) (*fleet.Deployment, err
 		return nil, err
 	}
 	failing := fl.plan(execs, o.FailRate)
+	slices.Sort(failing)
 	e.printf("deployment %s: %d devices; the health check will fail on %d of them (%s)\n",
 		d.ID, len(execs), len(failing), joinIDs(failing))
 	view := newRolloutView(o.Status, phaseNames(o.Phases))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/otakit/otakit/agent"
@@ -173,20 +172,37 @@ func (s *Summary) Print(w io.Writer) {
 				i+1, name, p.Total, p.Success, p.Failure, p.InProgress, p.Pending)
 		}
 	}
-	var rolledBack, other []string
+	var rolledBack []string
+	other := map[string][]string{} // "1.1.0, IDLE" → ids
+	var otherKeys []string
 	for _, r := range s.Devices {
 		switch {
 		case r.Running == To && r.State == agent.Confirmed:
 		case r.Running == From && r.State == agent.Failed && r.Artifact != "":
 			rolledBack = append(rolledBack, r.ID)
 		default:
-			other = append(other, fmt.Sprintf("%s (%s, %s)", r.ID, r.Running, r.State))
+			k := fmt.Sprintf("%s, %s", r.Running, r.State)
+			if r.Error != "" {
+				k += ": " + r.Error
+			}
+			if other[k] == nil {
+				otherKeys = append(otherKeys, k)
+			}
+			other[k] = append(other[k], r.ID)
 		}
 	}
 	fmt.Fprintf(w, "devices: %d of %d run %s, confirmed; %d rolled back to %s after a failed health check (%s)\n",
 		s.Count(To, agent.Confirmed), len(s.Devices), To, len(rolledBack), From, joinIDs(rolledBack))
-	if len(other) > 0 {
-		fmt.Fprintf(w, "  not updated: %s\n", strings.Join(other, ", "))
+	for _, k := range otherKeys {
+		ids := other[k]
+		list := joinIDs(ids)
+		if len(ids) > 6 {
+			list = joinIDs(ids[:3]) + ", …, " + ids[len(ids)-1]
+		}
+		fmt.Fprintf(w, "  %d not updated (%s): %s\n", len(ids), k, list)
+	}
+	if d.State == fleet.DeploymentPaused {
+		fmt.Fprintf(w, "  the rollout paused itself; with --keep: ota deployments resume %s --server %s --token %s\n", d.ID, s.URL, s.AdminToken)
 	}
 	deltas, full := s.Downloads()
 	fmt.Fprintf(w, "downloads: %d deltas, %d full images; %d bytes received by the devices, %d sent by the server\n",
