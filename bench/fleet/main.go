@@ -39,7 +39,7 @@ import (
 
 func main() {
 	sizes := flag.String("devices", "10000,100000", "registered device counts to measure check-ins at")
-	workers := flag.Int("workers", 64, "concurrent check-in clients")
+	workerList := flag.String("workers", "16,64", "concurrent check-in clients (one run per value)")
 	dur := flag.Duration("duration", 8*time.Second, "check-in measurement time per size")
 	dlDevices := flag.Int("download-devices", 1000, "concurrent downloading devices")
 	imgSize := flag.Int("image", 4<<20, "image size in bytes for the download test")
@@ -112,11 +112,11 @@ func main() {
 		fmt.Printf("provisioned %d devices in %.1fs\n", upTo, time.Since(start).Seconds())
 	}
 
-	fmt.Printf("ota serve pid %d at %s; %d check-in workers, %s per run; GOMAXPROCS host cores %d\n",
-		pid, base, *workers, *dur, runtimeCPUs())
+	fmt.Printf("ota serve pid %d at %s; %s per run; host cores %d, load average %s\n",
+		pid, base, *dur, runtimeCPUs(), loadAvg())
 	fmt.Println()
 	type row struct {
-		devices          int
+		devices, workers int
 		rate, p50, p99   float64
 		offers, requests int64
 		rss              int64
@@ -133,15 +133,19 @@ func main() {
 			check(err)
 			deployed = true
 		}
-		cpu0 := cpuTime(pid)
-		rate, p50, p99, reqs, offers := checkins(base, tokens, *workers, *dur, hc)
-		cpu := cpuTime(pid) - cpu0
-		rows = append(rows, row{n, rate, p50, p99, offers, reqs, rss(pid, "VmRSS"), cpu.Seconds() * 1e6 / float64(max(reqs, 1))})
+		for _, ws := range strings.Split(*workerList, ",") {
+			w, err := strconv.Atoi(strings.TrimSpace(ws))
+			check(err)
+			cpu0 := cpuTime(pid)
+			rate, p50, p99, reqs, offers := checkins(base, tokens, w, *dur, hc)
+			cpu := cpuTime(pid) - cpu0
+			rows = append(rows, row{n, w, rate, p50, p99, offers, reqs, rss(pid, "VmRSS"), cpu.Seconds() * 1e6 / float64(max(reqs, 1))})
+		}
 	}
-	fmt.Println("| registered devices | check-ins/s | p50 ms | p99 ms | requests | offers | server CPU µs/check-in | server RSS MB |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| registered devices | clients | check-ins/s | p50 ms | p99 ms | requests | offers | server CPU µs/check-in | server RSS MB |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
-		fmt.Printf("| %d | %.0f | %.2f | %.2f | %d | %d | %.0f | %.0f |\n", r.devices, r.rate, r.p50, r.p99, r.requests, r.offers,
+		fmt.Printf("| %d | %d | %.0f | %.2f | %.2f | %d | %d | %.0f | %.0f |\n", r.devices, r.workers, r.rate, r.p50, r.p99, r.requests, r.offers,
 			r.cpuPerReq, float64(r.rss)/1e6)
 	}
 	fmt.Println("(server CPU per check-in does not depend on what else runs on the machine; 2 cores / that = the server-side ceiling)")
@@ -208,6 +212,7 @@ func main() {
 	fmt.Printf("| %d | %d KiB | %d | %.2f | %.2f GB/s | %.2f | %d |\n", dl, len(img)>>10, total.Load(), el,
 		float64(total.Load())/el/1e9, dcpu.Seconds(), failures.Load())
 	fmt.Println()
+	fmt.Printf("load average at the end %s\n", loadAvg())
 	fmt.Printf("server RSS now %.0f MB, peak (VmHWM) %.0f MB\n", float64(rss(pid, "VmRSS"))/1e6, float64(rss(pid, "VmHWM"))/1e6)
 	fmt.Println("targets: ≥ 5000 check-ins/s with p99 ≤ 50 ms, ≥ 1 GB/s downloads, RSS ≤ 500 MB at 100k devices")
 }
@@ -373,6 +378,15 @@ func cpuTime(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func runtimeCPUs() int {

@@ -37,6 +37,7 @@ func TestDeviceCLI(t *testing.T) {
 		return out
 	}
 	step(0, "created", "device", "init", "--mode", "swap-scratch", "--image", v1, "--key", key)
+	step(2, "exists", "device", "init", "--image", v1)
 	step(0, "booted: 1.1.0+0, confirmed", "device", "boot")
 	step(0, "PENDING_REBOOT", "device", "install", "-k", pub, v2) // the agent, on the simulator
 	out := step(0, "next boot: test", "device", "status")
