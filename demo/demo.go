@@ -221,6 +221,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if o.Ready != nil {
 		o.Ready(sum)
 	}
+	if !o.Keep {
+		e.printf("(the server stops with the demo: give --keep to browse the dashboard)\n")
+	}
 	if o.Keep {
 		e.printf("\nserver and devices keep running; dashboard %s/ui/ (admin token %s). Ctrl-C stops.\n", e.url, e.token)
 		if o.Dir == "" {
