@@ -150,7 +150,6 @@ type env struct {
 
 	url, token string
 	admin      *fleethttp.Client
-	downloads  prometheus.Counter // the server's ota_download_bytes_total
 	registry   *prometheus.Registry
 }
 
