@@ -36,7 +36,7 @@ func browser(t *testing.T) context.Context {
 	ctx, cancel2 := chromedp.NewContext(actx)
 	t.Cleanup(cancel2)
 	// A hang guard only: the test takes ~10 s, far longer on a loaded machine.
-	ctx, cancel3 := context.WithTimeout(ctx, 120*time.Second)
+	ctx, cancel3 := context.WithTimeout(ctx, 5*time.Minute)
 	t.Cleanup(cancel3)
 	return ctx
 }
