@@ -252,6 +252,7 @@ func (db *DB) UpdateDevice(ctx context.Context, id string, u fleet.DeviceUpdate)
 		if n == 0 {
 			return fmt.Errorf("%w: device %q", fleet.ErrNotFound, id)
 		}
+		db.forget(id)
 		if u.Group != nil {
 			if _, err := tx.ExecContext(ctx, `UPDATE devices SET grp = ? WHERE id = ?`, *u.Group, id); err != nil {
 				return err
@@ -312,7 +313,7 @@ func (db *DB) CheckIn(ctx context.Context, id string, c fleet.CheckIn) (*fleet.O
 		return nil, err
 	}
 	now := db.now().UTC()
-	d, err := db.Device(ctx, id)
+	d, err := db.facts(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -331,12 +332,34 @@ func (db *DB) CheckIn(ctx context.Context, id string, c fleet.CheckIn) (*fleet.O
 		d.Attributes, changed = c.Attributes, true
 	}
 	if changed {
+		db.forget(id)
 		_, err := db.w.ExecContext(ctx, `UPDATE devices SET current_version = ?, hardware_revision = ?, bootloader_version = ?,
 			attributes = ? WHERE id = ?`, d.CurrentVersion, d.HardwareRevision, d.BootloaderVersion,
 			jsonString(d.Attributes, "{}"), id)
+		db.forget(id)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: check-in: %w", err)
 		}
 	}
 	return db.offer(ctx, d)
 }
+
+// facts returns what check-ins compare against: the device as last read.
+// Check-ins are the hot path, so the rows are cached; every write to a
+// device row drops its entry (forget) before it commits, and the cache is
+// filled only from committed reads, so it never holds stale facts for long.
+func (db *DB) facts(ctx context.Context, id string) (*fleet.Device, error) {
+	if v, ok := db.devCache.Load(id); ok {
+		d := *v.(*fleet.Device)
+		return &d, nil
+	}
+	d, err := db.Device(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c := *d
+	db.devCache.Store(id, &c)
+	return d, nil
+}
+
+func (db *DB) forget(id string) { db.devCache.Delete(id) }

@@ -120,7 +120,8 @@ type DB struct {
 	r   *sql.DB // readers
 	now func() time.Time
 
-	tokens sync.Map // token hash -> device id; tokens never change
+	tokens   sync.Map // token hash -> device id; tokens never change
+	devCache sync.Map // device id -> *fleet.Device, for check-ins
 
 	relMu    sync.Mutex
 	releases map[string]*fleet.Release // immutable once created

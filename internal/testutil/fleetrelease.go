@@ -29,13 +29,22 @@ type FleetRelease struct {
 func WriteFleetRelease(t testing.TB, r FleetRelease) string {
 	t.Helper()
 	dir := t.TempDir()
+	if err := WriteFleetReleaseDir(dir, r); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// WriteFleetReleaseDir writes the release folder r into dir.
+func WriteFleetReleaseDir(dir string, r FleetRelease) error {
+	var werr error
 	write := func(name string, b []byte) map[string]any {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
+			werr = err
 		}
 		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
+			werr = err
 		}
 		sum := sha256.Sum256(b)
 		return map[string]any{"name": name, "size": len(b), "sha256": hex.EncodeToString(sum[:])}
@@ -89,5 +98,5 @@ func WriteFleetRelease(t testing.TB, r FleetRelease) string {
 	}
 	sb, _ := json.MarshalIndent(summary, "", "  ")
 	write("release.json", sb)
-	return dir
+	return werr
 }
