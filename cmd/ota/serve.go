@@ -56,6 +56,8 @@ are the flag names. Flags win over the environment, which wins over the file.`,
 	f.Bool("dev-tls", false, "serve TLS with a self-signed certificate made in DATA/dev-tls/")
 	f.Int("poll", fleethttp.DefaultPollSeconds, "check-in interval suggested to devices, seconds")
 	f.Int64("max-upload", fleethttp.DefaultMaxUpload, "largest release upload, bytes")
+	f.Bool("mender", true, "also serve the Mender device API (mender-client 3.x)")
+	f.Bool("mender-auto-accept", false, "accept new Mender devices at their first auth request")
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "text", "text or json")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long to wait for requests on shutdown")
@@ -158,6 +160,9 @@ func runServe(stdout, stderr io.Writer, f *pflag.FlagSet) error {
 	maxUp, _ := f.GetInt64("max-upload")
 	srv := &fleethttp.Server{Store: db, Blobs: blobs, AdminToken: token, Logger: logger, Registry: reg,
 		PollSeconds: poll, MaxUpload: maxUp}
+	if srv.Mender, err = menderOptions(f, db, data); err != nil {
+		return err
+	}
 
 	certFile, keyFile := get("tls-cert"), get("tls-key")
 	devTLS, _ := f.GetBool("dev-tls")

@@ -46,6 +46,8 @@ type Server struct {
 	MaxJSON   int64
 	// PollSeconds is the check-in interval suggested to devices.
 	PollSeconds int
+	// Mender, when set, also serves the Mender device API (mender.go).
+	Mender *MenderOptions
 
 	once      sync.Once
 	handler   http.Handler
@@ -132,6 +134,9 @@ func (s *Server) init() {
 	device("POST /api/v1/device/deployments/{id}/status", s.reportStatus)
 	device("GET /api/v1/device/executions", s.ownExecutions)
 
+	if s.Mender != nil {
+		s.routeMender(mux)
+	}
 	s.routeUI(mux)
 	s.handler = mux
 }
