@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/otakit/otakit/fleet"
 )
@@ -24,4 +25,15 @@ func (c *Client) AuthSets(ctx context.Context, status string) ([]*fleet.AuthSet,
 func (c *Client) SetAuthStatus(ctx context.Context, deviceID, action string) (*fleet.AuthSet, error) {
 	var out fleet.AuthSet
 	return &out, c.doJSON(ctx, http.MethodPost, "/api/v1/mender/auth-sets/"+url.PathEscape(deviceID)+"/"+url.PathEscape(action), nil, &out)
+}
+
+// hasMenderArtifact reports whether a release folder holds a Mender
+// Artifact, from which the server makes the manifest when there is none.
+func hasMenderArtifact(names []string) bool {
+	for _, n := range names {
+		if strings.HasSuffix(n, MenderArtifactExt) {
+			return true
+		}
+	}
+	return false
 }
