@@ -53,7 +53,7 @@ func newMenderEnv(t *testing.T, auto bool) *menderEnv {
 		var body []byte
 		if strings.HasPrefix(r.URL.Path, "/api/devices/") { // small bodies, maybe chunked
 			body, _ = io.ReadAll(io.LimitReader(r.Body, 1<<20))
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
 		}
 		me.mu.Lock()
 		hook := me.hook
