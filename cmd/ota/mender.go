@@ -78,4 +78,3 @@ func addAuthSetCmds(cmd *cobra.Command, cf *clientFlags) {
 		})
 	}
 }
-
