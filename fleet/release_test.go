@@ -52,6 +52,20 @@ func TestParseRelease(t *testing.T) {
 		t.Fatalf("extra file = %+v", a)
 	}
 
+	// The shapes `ota release` writes: manifest as an object in release.json
+	// and delta.files as a map from base version.
+	mapManifest := manifestFor(fmt.Sprintf(`,"delta":{"available":true,"baseVersions":["1.1.0"],"files":{"1.1.0":{"file":"d.update","size":%d,"hash":"sha256:%s"}}}`, len(patch), sum(patch)))
+	r, err = ParseRelease([]byte(`{"version":"1.2.0","manifest":{"file":"manifest.json","sha256":"x"}}`), []byte(mapManifest), files("fw.bin", img, "d.update", patch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := r.BestArtifact("1.1.0"); a.Name != "d.update" || a.Kind != KindDelta {
+		t.Fatalf("map-form delta: %+v", a)
+	}
+	if _, err := ParseRelease(nil, []byte(strings.Replace(mapManifest, `"size":5`, `"size":6`, 1)), files("fw.bin", img, "d.update", patch)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("map-form delta with wrong size: %v", err)
+	}
+
 	bad := []struct {
 		name              string
 		summary, manifest string
@@ -95,28 +109,34 @@ func TestValidName(t *testing.T) {
 	}
 }
 
-func TestCompatible(t *testing.T) {
-	r := &Release{Version: "1.2.0", Compatibility: Compatibility{MinBootloaderVersion: "1.5.0", HardwareRevision: []string{"a"}, RequiredBaseVersion: "1.0.0"}}
+func TestChoose(t *testing.T) {
+	r := &Release{ID: "1.2.0", Version: "1.2.0", Compatibility: Compatibility{MinBootloaderVersion: "1.5.0", HardwareRevision: []string{"a"}, RequiredBaseVersion: "1.0.0"},
+		Artifacts: []Artifact{{Name: "full", Kind: KindFull}, {Name: "d09", Kind: KindDelta, FromVersion: "0.9.0"}, {Name: "d11", Kind: KindDelta, FromVersion: "1.1.0"}}}
 	cases := []struct {
 		hw, bl, cur string
-		ok          bool
+		want        string // artifact name, or "" when incompatible
 	}{
-		{"a", "1.5.0", "1.1.0", true},
-		{"a", "1.10.0", "1.1.0", true},
-		{"b", "1.5.0", "1.1.0", false},
-		{"a", "1.4.9", "1.1.0", false},
-		{"a", "", "1.1.0", false},
-		{"a", "1.5.0", "0.9.0", false},
-		{"a", "1.5.0", "1.2.0", false}, // already there
-		{"a", "1.5.0", "1.3.0", false}, // never downgrade
+		{"a", "1.5.0", "1.1.0", "d11"},
+		{"a", "1.5.0", "1.1.0+7", "d11"},
+		{"a", "1.10.0", "1.0.5", "full"},
+		{"b", "1.5.0", "1.1.0", ""},
+		{"a", "1.4.9", "1.1.0", ""},
+		{"a", "", "1.1.0", ""},
+		{"a", "1.5.0", "0.8.0", ""},    // below requiredBaseVersion, no delta
+		{"a", "1.5.0", "0.9.0", "d09"}, // below requiredBaseVersion, but a delta exists
+		{"a", "1.5.0", "1.2.0", ""},    // already there
+		{"a", "1.5.0", "1.3.0", ""},    // never downgrade
 	}
 	for _, c := range cases {
-		err := r.Compatible(c.hw, c.bl, c.cur)
-		if (err == nil) != c.ok {
-			t.Errorf("%+v: %v", c, err)
+		a, err := r.Choose(c.hw, c.bl, c.cur)
+		if c.want == "" {
+			if !errors.Is(err, ErrIncompatible) {
+				t.Errorf("%+v: %v %+v, want ErrIncompatible", c, err, a)
+			}
+			continue
 		}
-		if err != nil && !errors.Is(err, ErrIncompatible) {
-			t.Errorf("%+v: %v is not ErrIncompatible", c, err)
+		if err != nil || a.Name != c.want {
+			t.Errorf("%+v: %+v %v, want %s", c, a, err, c.want)
 		}
 	}
 }

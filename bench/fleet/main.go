@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,10 +39,11 @@ import (
 
 func main() {
 	sizes := flag.String("devices", "10000,100000", "registered device counts to measure check-ins at")
-	workers := flag.Int("workers", 64, "concurrent check-in clients")
+	workerList := flag.String("workers", "16,64", "concurrent check-in clients (one run per value)")
 	dur := flag.Duration("duration", 8*time.Second, "check-in measurement time per size")
 	dlDevices := flag.Int("download-devices", 1000, "concurrent downloading devices")
 	imgSize := flag.Int("image", 4<<20, "image size in bytes for the download test")
+	pprofAddr := flag.String("pprof", "", "pass --pprof-addr to ota serve (e.g. 127.0.0.1:6060)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -55,7 +57,7 @@ func main() {
 
 	token := "bench-admin"
 	srv := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(tmp, "data"),
-		"--admin-token", token, "--log-level", "warn", "--poll", "60")
+		"--admin-token", token, "--log-level", "warn", "--poll", "60", "--pprof-addr", *pprofAddr)
 	out, err := srv.StdoutPipe()
 	check(err)
 	srv.Stderr = os.Stderr
@@ -110,14 +112,15 @@ func main() {
 		fmt.Printf("provisioned %d devices in %.1fs\n", upTo, time.Since(start).Seconds())
 	}
 
-	fmt.Printf("ota serve pid %d at %s; %d check-in workers, %s per run; GOMAXPROCS host cores %d\n",
-		pid, base, *workers, *dur, runtimeCPUs())
+	fmt.Printf("ota serve pid %d at %s; %s per run; host cores %d, load average %s\n",
+		pid, base, *dur, runtimeCPUs(), loadAvg())
 	fmt.Println()
 	type row struct {
-		devices          int
+		devices, workers int
 		rate, p50, p99   float64
 		offers, requests int64
 		rss              int64
+		cpuPerReq        float64 // server CPU µs per check-in
 	}
 	var rows []row
 	deployed := false
@@ -130,14 +133,22 @@ func main() {
 			check(err)
 			deployed = true
 		}
-		rate, p50, p99, reqs, offers := checkins(base, tokens, *workers, *dur, hc)
-		rows = append(rows, row{n, rate, p50, p99, offers, reqs, rss(pid, "VmRSS")})
+		for _, ws := range strings.Split(*workerList, ",") {
+			w, err := strconv.Atoi(strings.TrimSpace(ws))
+			check(err)
+			cpu0 := cpuTime(pid)
+			rate, p50, p99, reqs, offers := checkins(base, tokens, w, *dur, hc)
+			cpu := cpuTime(pid) - cpu0
+			rows = append(rows, row{n, w, rate, p50, p99, offers, reqs, rss(pid, "VmRSS"), cpu.Seconds() * 1e6 / float64(max(reqs, 1))})
+		}
 	}
-	fmt.Println("| registered devices | check-ins/s | p50 ms | p99 ms | requests | offers | server RSS MB |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| registered devices | clients | check-ins/s | p50 ms | p99 ms | requests | offers | server CPU µs/check-in | server RSS MB |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
-		fmt.Printf("| %d | %.0f | %.2f | %.2f | %d | %d | %.0f |\n", r.devices, r.rate, r.p50, r.p99, r.requests, r.offers, float64(r.rss)/1e6)
+		fmt.Printf("| %d | %d | %.0f | %.2f | %.2f | %d | %d | %.0f | %.0f |\n", r.devices, r.workers, r.rate, r.p50, r.p99, r.requests, r.offers,
+			r.cpuPerReq, float64(r.rss)/1e6)
 	}
+	fmt.Println("(server CPU per check-in does not depend on what else runs on the machine; 2 cores / that = the server-side ceiling)")
 	fmt.Println()
 
 	// Downloads: the first dlDevices canary devices fetch their artifact at once.
@@ -191,13 +202,17 @@ func main() {
 		}(i)
 	}
 	t0 := time.Now()
+	dcpu0 := cpuTime(pid)
 	close(startGate)
 	wg.Wait()
 	el := time.Since(t0).Seconds()
-	fmt.Println("| concurrent downloads | image | bytes | seconds | throughput | failures |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|")
-	fmt.Printf("| %d | %d KiB | %d | %.2f | %.2f GB/s | %d |\n", dl, len(img)>>10, total.Load(), el, float64(total.Load())/el/1e9, failures.Load())
+	dcpu := cpuTime(pid) - dcpu0
+	fmt.Println("| concurrent downloads | image | bytes | seconds | throughput | server CPU s | failures |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Printf("| %d | %d KiB | %d | %.2f | %.2f GB/s | %.2f | %d |\n", dl, len(img)>>10, total.Load(), el,
+		float64(total.Load())/el/1e9, dcpu.Seconds(), failures.Load())
 	fmt.Println()
+	fmt.Printf("load average at the end %s\n", loadAvg())
 	fmt.Printf("server RSS now %.0f MB, peak (VmHWM) %.0f MB\n", float64(rss(pid, "VmRSS"))/1e6, float64(rss(pid, "VmHWM"))/1e6)
 	fmt.Println("targets: ≥ 5000 check-ins/s with p99 ≤ 50 ms, ≥ 1 GB/s downloads, RSS ≤ 500 MB at 100k devices")
 }
@@ -211,34 +226,41 @@ func checkins(base string, tokens []string, workers int, d time.Duration, hc *ht
 	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
 	body := `{"currentVersion":"1.0.0","hardwareRevision":"rev-b","bootloaderVersion":"2.0.0"}`
+	host := strings.TrimPrefix(base, "http://")
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 1<<16)
 			i := w * 7919
-			buf := make([]byte, 4096)
+			var c *rawConn
 			for time.Now().Before(stop) {
 				i = (i + 104729) % len(tokens)
-				req, _ := http.NewRequest("POST", base+"/api/v1/device/checkin", strings.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+tokens[i])
-				req.Header.Set("Content-Type", "application/json")
+				if c == nil {
+					var err error
+					if c, err = dialRaw(host); err != nil {
+						errs.Add(1)
+						continue
+					}
+				}
 				t0 := time.Now()
-				resp, err := hc.Do(req)
+				code, resp, err := c.post("/api/v1/device/checkin", tokens[i], body)
 				if err != nil {
 					errs.Add(1)
+					c.Close()
+					c = nil
 					continue
 				}
-				n, _ := io.ReadFull(resp.Body, buf[:14])
-				if n == 14 && string(buf[:14]) == `{"update":true` {
-					offers.Add(1)
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
 				lat = append(lat, time.Since(t0))
-				if resp.StatusCode != 200 {
+				if code != 200 {
 					errs.Add(1)
 				}
+				if strings.HasPrefix(resp, `{"update":true`) {
+					offers.Add(1)
+				}
+			}
+			if c != nil {
+				c.Close()
 			}
 			mu.Lock()
 			all = append(all, lat...)
@@ -257,6 +279,67 @@ func checkins(base string, tokens []string, workers int, d time.Duration, hc *ht
 		return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000
 	}
 	return float64(len(all)) / d.Seconds(), pct(0.50), pct(0.99), int64(len(all)), offers.Load()
+}
+
+// rawConn is a minimal HTTP/1.1 keep-alive client: a simulated device
+// needs no more, and net/http's client would cost the load generator as
+// much CPU as the server spends answering, on the same two cores.
+type rawConn struct {
+	net.Conn
+	host string
+	r    *bufio.Reader
+	req  []byte
+	body []byte
+}
+
+func dialRaw(host string) (*rawConn, error) {
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	return &rawConn{Conn: c, host: host, r: bufio.NewReaderSize(c, 16<<10)}, nil
+}
+
+// post sends one request and returns the status code and the body.
+func (c *rawConn) post(path, token, body string) (int, string, error) {
+	c.req = c.req[:0]
+	c.req = fmt.Appendf(c.req, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		path, c.host, token, len(body), body)
+	if _, err := c.Write(c.req); err != nil {
+		return 0, "", err
+	}
+	line, err := c.r.ReadSlice('\n')
+	if err != nil {
+		return 0, "", err
+	}
+	if len(line) < 12 {
+		return 0, "", fmt.Errorf("bad status line %q", line)
+	}
+	code, _ := strconv.Atoi(string(line[9:12]))
+	n := -1
+	for {
+		h, err := c.r.ReadSlice('\n')
+		if err != nil {
+			return 0, "", err
+		}
+		if len(h) <= 2 {
+			break
+		}
+		if k, v, ok := strings.Cut(string(h), ":"); ok && strings.EqualFold(k, "Content-Length") {
+			n, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	if n < 0 {
+		return 0, "", fmt.Errorf("no Content-Length")
+	}
+	if cap(c.body) < n {
+		c.body = make([]byte, n)
+	}
+	c.body = c.body[:n]
+	if _, err := io.ReadFull(c.r, c.body); err != nil {
+		return 0, "", err
+	}
+	return code, string(c.body), nil
 }
 
 // releaseDir writes a release folder for version 2.0.0 with img.
@@ -281,6 +364,29 @@ func rss(pid int, field string) int64 {
 		}
 	}
 	return 0
+}
+
+// cpuTime returns the user+system CPU time pid has used.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name in parentheses; utime and stime are
+	// fields 14 and 15, in clock ticks (100 per second on Linux).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func runtimeCPUs() int {

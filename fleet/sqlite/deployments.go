@@ -45,6 +45,7 @@ func (db *DB) CreateDeployment(ctx context.Context, d *fleet.Deployment) error {
 			ms(d.StartAt), d.State, 0, "", ms(now), ms(now)); err != nil {
 			return fmt.Errorf("sqlite: insert deployment: %w", err)
 		}
+		db.mayCreateOffers(tx)
 		phase := fleet.AssignPhases(d.ID, ids, d.Phases)
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO executions (deployment_id, device_id, phase, state, updated_at) VALUES (?,?,?,?,?)`)
 		if err != nil {
@@ -210,6 +211,7 @@ func (db *DB) Deployments(ctx context.Context) ([]*fleet.Deployment, error) {
 
 // setDeploymentState updates state, phase and reason.
 func (db *DB) setDeploymentState(ctx context.Context, tx *sql.Tx, d *fleet.Deployment) error {
+	db.mayCreateOffers(tx)
 	d.UpdatedAt = db.now().UTC()
 	_, err := tx.ExecContext(ctx, `UPDATE deployments SET state = ?, current_phase = ?, reason = ?, updated_at = ? WHERE id = ?`,
 		d.State, d.CurrentPhase, d.Reason, ms(d.UpdatedAt), d.ID)
@@ -333,6 +335,7 @@ func (db *DB) StartDue(ctx context.Context, now time.Time) error {
 	}
 	_, err := db.w.ExecContext(ctx, `UPDATE deployments SET state = 'running', reason = 'scheduled start', updated_at = ?
 		WHERE state = 'scheduled' AND start_at <= ?`, ms(now), ms(now))
+	db.gen.Add(1)
 	return err
 }
 
@@ -454,6 +457,12 @@ func (db *DB) transition(ctx context.Context, tx *sql.Tx, e *fleet.Execution, st
 	return db.evaluate(ctx, tx, e.DeploymentID)
 }
 
+const offerQuery = `SELECT e.id, e.deployment_id, e.device_id, e.phase, e.state, e.device_state, e.progress,
+	e.bytes, e.total_bytes, e.speed, e.artifact, e.error, e.updated_at, d.state, d.current_phase, d.release_id
+	FROM executions e JOIN deployments d ON d.id = e.deployment_id
+	WHERE e.device_id = ? AND e.state IN ` + activeStates + ` AND d.state IN ('running','paused')
+	ORDER BY d.created_at`
+
 // offer finds the update device d should install now. The common answer,
 // "nothing", costs one indexed query.
 func (db *DB) offer(ctx context.Context, d *fleet.Device) (*fleet.Offer, error) {
@@ -462,11 +471,7 @@ func (db *DB) offer(ctx context.Context, d *fleet.Device) (*fleet.Offer, error) 
 		depState, relID string
 		curPhase        int
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT e.id, e.deployment_id, e.device_id, e.phase, e.state, e.device_state, e.progress,
-		e.bytes, e.total_bytes, e.speed, e.artifact, e.error, e.updated_at, d.state, d.current_phase, d.release_id
-		FROM executions e JOIN deployments d ON d.id = e.deployment_id
-		WHERE e.device_id = ? AND e.state IN `+activeStates+` AND d.state IN ('running','paused')
-		ORDER BY d.created_at`, d.ID)
+	rows, err := db.offerStmt.QueryContext(ctx, d.ID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: offer: %w", err)
 	}
@@ -504,14 +509,11 @@ func (db *DB) offer(ctx context.Context, d *fleet.Device) (*fleet.Offer, error) 
 				if e.State != fleet.ExecPending {
 					return nil // someone else moved it on
 				}
-				if cerr := rel.Compatible(d.HardwareRevision, d.BootloaderVersion, d.CurrentVersion); cerr != nil {
+				a, cerr := rel.Choose(d.HardwareRevision, d.BootloaderVersion, d.CurrentVersion)
+				if cerr != nil {
 					skip = true
 					e.Error = cerr.Error()
 					return db.transition(ctx, tx, e, fleet.ExecSkipped, cerr.Error())
-				}
-				a, ok := rel.BestArtifact(d.CurrentVersion)
-				if !ok {
-					return fmt.Errorf("%w: release %s has no image", fleet.ErrInvalid, rel.ID)
 				}
 				e.Artifact = a.Name
 				return db.transition(ctx, tx, e, fleet.ExecOffered, "offered "+a.Name)

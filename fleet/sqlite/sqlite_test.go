@@ -119,3 +119,49 @@ func TestLastSeenIsFlushedOnClose(t *testing.T) {
 		t.Fatalf("device = %+v", d)
 	}
 }
+
+func TestOffersAfterRestartWithWarmCaches(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fleet.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := db.CreateDevices(ctx, []*fleet.Device{{ID: "idle", Group: "g"}, {ID: "busy", Group: "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := &fleet.Release{ID: "2.0.0", Version: "2.0.0", Manifest: []byte(`{}`), Artifacts: []fleet.Artifact{{Name: "fw", Kind: fleet.KindFull, SHA256: "x"}}}
+	if err := db.CreateRelease(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateDeployment(ctx, &fleet.Deployment{ReleaseID: "2.0.0", Target: fleet.Target{Group: "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	db, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i, id := range []string{"idle", "busy"} {
+		if got, err := db.AuthenticateDevice(ctx, toks[i]); err != nil || got != id {
+			t.Fatalf("token of %s after restart: %q %v", id, got, err)
+		}
+	}
+	check := func(id string, want bool) {
+		t.Helper()
+		off, err := db.CheckIn(ctx, id, fleet.CheckIn{CurrentVersion: "1.0.0"})
+		if err != nil || (off != nil) != want {
+			t.Fatalf("%s: offer %v, err %v; want offer %v", id, off, err, want)
+		}
+	}
+	check("busy", true)
+	check("idle", false)
+	check("idle", false) // answered from the cache
+	if err := db.CreateDeployment(ctx, &fleet.Deployment{ReleaseID: "2.0.0", Target: fleet.Target{Group: "g"}}); err != nil {
+		t.Fatal(err)
+	}
+	check("idle", true) // the new deployment invalidated the cached answer
+}

@@ -53,7 +53,8 @@ func WriteFleetReleaseDir(dir string, r FleetRelease) error {
 	img := write(imgName, r.Image)
 	artifacts := []map[string]any{img}
 	var patches []map[string]any
-	var bases, files []string
+	var bases []string
+	files := map[string]any{}
 	froms := make([]string, 0, len(r.Deltas))
 	for from := range r.Deltas {
 		froms = append(froms, from)
@@ -65,7 +66,8 @@ func WriteFleetReleaseDir(dir string, r FleetRelease) error {
 		artifacts = append(artifacts, a)
 		patches = append(patches, map[string]any{"fromVersion": from, "file": name, "size": a["size"],
 			"savings": 100 - 100*len(r.Deltas[from])/max(len(r.Image), 1)})
-		bases, files = append(bases, from), append(files, name)
+		bases = append(bases, from)
+		files[from] = map[string]any{"file": name, "size": a["size"], "hash": "sha256:" + a["sha256"].(string)}
 	}
 	for name, b := range r.Extra {
 		artifacts = append(artifacts, write(name, b))
@@ -92,7 +94,8 @@ func WriteFleetReleaseDir(dir string, r FleetRelease) error {
 	summary := map[string]any{
 		"updateImage":  map[string]any{"file": imgName, "size": len(r.Image), "hash": img["sha256"], "version": r.Version},
 		"deltaPatches": patches,
-		"manifest":     "manifest.json",
+		"version":      r.Version,
+		"manifest":     map[string]any{"file": "manifest.json", "sequence": 7},
 		"deployment":   map[string]any{},
 		"artifacts":    artifacts,
 	}
