@@ -25,8 +25,9 @@ type cuttingServer struct {
 	mu       sync.Mutex
 	files    map[string][]byte
 	rng      *rand.Rand
-	cuts     int   // responses still to cut
-	sent     int64 // body bytes written to clients
+	cuts     int    // responses still to cut
+	cutOnly  string // when set, only files with this suffix are cut
+	sent     int64  // body bytes written to clients
 	requests []string
 	srv      *httptest.Server
 }
@@ -50,7 +51,7 @@ func (cs *cuttingServer) serve(w http.ResponseWriter, r *http.Request) {
 	data, ok := cs.files[name]
 	cs.requests = append(cs.requests, name+" "+r.Header.Get("Range")+" "+r.Header.Get("If-Range"))
 	cut := int64(-1)
-	if ok && cs.cuts > 0 && len(data) > 1 {
+	if ok && cs.cuts > 0 && len(data) > 1 && strings.HasSuffix(name, cs.cutOnly) {
 		cs.cuts--
 		// Cut somewhere in what this response will carry.
 		start := int64(0)

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"encoding/hex"
 	"fmt"
+	"github.com/otakit/otakit/delta"
 	"github.com/otakit/otakit/mcuboot"
 	"io"
 	"strings"
@@ -163,5 +164,38 @@ func (m MCUbootImages) VerifyImage(r io.ReaderAt, limit int64) (ImageInfo, error
 		return ImageInfo{}, fmt.Errorf("%w: image is hash-only", mcuboot.ErrNoSignature)
 	}
 	sc, _ := img.SecurityCounter()
-	return ImageInfo{Version: img.Header.Version.String(), SecurityCounter: sc, Size: img.End()}, nil
+	v := img.Header.Version
+	// Versions are reported as manifests and the fleet spell them: "+0"
+	// omitted.
+	ver := version.Version{Major: v.Major, Minor: v.Minor, Revision: v.Revision, Build: v.Build}
+	return ImageInfo{Version: ver.String(), SecurityCounter: sc, Size: img.End()}, nil
+}
+
+// maxPatch bounds the patch a DeltaPatches reads into memory.
+const maxPatch = 64 << 20
+
+// DeltaPatches applies otakit's native delta patches (package delta): it
+// checks the source (the running image, by size and SHA-256) before
+// writing anything and the target's SHA-256 at the end. It is the agent's
+// Patcher.
+type DeltaPatches struct{}
+
+// Patch reads the source image and the patch, then writes the target.
+func (DeltaPatches) Patch(dst io.Writer, src io.ReaderAt, srcSize int64, patch io.Reader) error {
+	p, err := io.ReadAll(io.LimitReader(patch, maxPatch+1))
+	if err != nil {
+		return err
+	}
+	if len(p) > maxPatch {
+		return fmt.Errorf("%w: patch larger than %d bytes", delta.ErrFormat, maxPatch)
+	}
+	pt, err := delta.Parse(p)
+	if err != nil {
+		return err
+	}
+	old := make([]byte, srcSize)
+	if _, err := src.ReadAt(old, 0); err != nil && err != io.EOF {
+		return fmt.Errorf("agent: read source image: %w", err)
+	}
+	return pt.Apply(old, dst)
 }

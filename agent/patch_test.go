@@ -1,11 +1,19 @@
 package agent
 
-import "testing"
+import (
+	"testing"
 
-// realPatcher is nil until the delta package is merged.
-var realPatcher func() Patcher
+	"github.com/otakit/otakit/delta"
+)
+
+// realPatcher is the delta applier the lifecycle suite uses.
+func realPatcher() Patcher { return DeltaPatches{} }
 
 func makePatch(t *testing.T, old, new []byte) []byte {
-	t.Fatal("no delta package yet")
-	return nil
+	t.Helper()
+	p, err := delta.Create(old, new, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -217,8 +217,8 @@ func (l *Loader) check(a *area, t Trailer, counter bool) (*Image, error) {
 		return nil, fmt.Errorf("%w: %s slot: %v", ErrInvalid, a.name, err)
 	}
 	end := int(img.End())
-	if end > t.StatusOff() {
-		return nil, fmt.Errorf("%w: %s slot: image of %d bytes overlaps the trailer at %#x", ErrTooLarge, a.name, end, t.StatusOff())
+	if lim := l.imageLimit(t); end > lim {
+		return nil, fmt.Errorf("%w: %s slot: image of %d bytes overlaps the trailer at %#x", ErrTooLarge, a.name, end, lim)
 	}
 	if l.cfg.Mode == layout.SwapMove {
 		if _, last := l.moveGeometry(); end > last {
@@ -253,6 +253,16 @@ func (l *Loader) check(a *area, t Trailer, counter bool) (*Image, error) {
 	return &Image{Version: img.Header.Version, SecurityCounter: sc, Size: end, Digest: res.Digest, CRC32: crc32IEEE(body), SHA256: sum[:]}, nil
 }
 
+// imageLimit is where the trailer begins: the whole trailer in the swap
+// modes; in overwrite-only, only image_ok, copy_done and the magic, as
+// imgtool --overwrite-only pads.
+func (l *Loader) imageLimit(t Trailer) int {
+	if l.cfg.Mode == layout.OverwriteOnly {
+		return t.Size - 2*t.MaxAlign - t.magicAlignSize()
+	}
+	return t.StatusOff()
+}
+
 // imageSize is boot_read_image_size for a slot: 0 when there is no image.
 func (l *Loader) imageSize(a *area) int {
 	img, err := mcuboot.Parse(a, int64(a.size))
@@ -266,10 +276,12 @@ func (l *Loader) imageSize(a *area) int {
 type SlotStatus struct {
 	Slot  Slot
 	State State
-	// Image is the parsed and verified image, nil if none is valid; Err
-	// says why.
+	// Image describes the slot's image when it is intact (structure, hash
+	// and signature check out), nil otherwise.
 	Image *Image
-	Err   error
+	// Err says why the image would not boot or be swapped in (including a
+	// security counter below the stored one); nil when it would.
+	Err error
 }
 
 // Status reads both slots' trailers and images without changing anything.
@@ -282,7 +294,10 @@ func (l *Loader) Status() ([2]SlotStatus, error) {
 			return out, err
 		}
 		out[s] = SlotStatus{Slot: s, State: st}
-		out[s].Image, out[s].Err = l.validate(a, t)
+		out[s].Image, out[s].Err = l.check(a, t, false)
+		if out[s].Err == nil {
+			_, out[s].Err = l.validate(a, t)
+		}
 	}
 	return out, nil
 }
@@ -348,8 +363,8 @@ func (l *Loader) WriteSecondary(r io.Reader) error {
 	if len(data) > l.sec.size {
 		return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, l.sec.size)
 	}
-	if len(data) != l.sec.size && len(data) > l.tSec.StatusOff() {
-		return fmt.Errorf("%w: %d bytes reach into the trailer (at %#x)", ErrTooLarge, len(data), l.tSec.StatusOff())
+	if lim := l.imageLimit(l.tSec); len(data) != l.sec.size && len(data) > lim {
+		return fmt.Errorf("%w: %d bytes reach into the trailer (at %#x)", ErrTooLarge, len(data), lim)
 	}
 	if err := l.sec.erase(0, l.sec.size); err != nil {
 		return err
@@ -418,8 +433,8 @@ type Result struct {
 	Resumed bool
 	// Image is the image that runs: the primary slot's.
 	Image *Image
-	// Confirmed reports whether the running image is confirmed (image_ok
-	// set, or no trailer, as for a factory or overwritten image).
+	// Confirmed is false while the running image is on trial: the next
+	// reset reverts it unless it is confirmed (Trial).
 	Confirmed bool
 	// Rejected says why the secondary image was refused, when SwapType is
 	// fail.
@@ -446,11 +461,11 @@ func (l *Loader) Boot() (*Result, error) {
 		return nil, fmt.Errorf("%w: %v", ErrNoBootable, err)
 	}
 	res.Image = img
-	st, err := l.readState(l.pri, l.tPri)
+	trial, err := l.Trial()
 	if err != nil {
 		return nil, err
 	}
-	res.Confirmed = st.Magic != MagicGood || st.ImageOK != FlagUnset
+	res.Confirmed = !trial
 	if res.SwapType == SwapNone && l.cfg.Counter != nil {
 		cur, err := l.cfg.Counter.SecurityCounter()
 		if err != nil {

@@ -2,6 +2,7 @@ package boot
 
 import (
 	"bytes"
+	"crypto"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -240,7 +241,8 @@ func TestPowerLossMatrix(t *testing.T) {
 }
 
 // TestRandomResetChains: chains of five power cuts at random operations
-// of an update, including cuts during the recovery of earlier cuts.
+// of an update or a revert, including cuts during the recovery of earlier
+// cuts; then the device must end where MCUboot ends it.
 func TestRandomResetChains(t *testing.T) {
 	key := loadKey(t, "ed25519.pem")
 	chains := 8
@@ -248,28 +250,89 @@ func TestRandomResetChains(t *testing.T) {
 		chains = 60
 	}
 	rng := rand.New(rand.NewPCG(5, 5))
-	n := 0
+	n, runs := 0, 0
 	for _, mode := range modes {
 		for _, align := range []int{1, 8, 32} {
 			r := newRig(t, mode, align, []byte{0xFF, 0x00}[align%3%2], key)
-			for c := 0; c < chains; c++ {
-				dev := r.factory.Clone()
-				var counter uint32
-				for reset := 0; reset < 5; reset++ {
-					dev.CutPowerAt(dev.Ops()+1+rng.IntN(120), rng.Uint64())
-					if _, err := r.drive(dev, "update", reset > 0, &counter); err == nil {
-						break
+			for _, goal := range []string{"update", "revert"} {
+				for c := 0; c < chains; c++ {
+					runs++
+					dev := r.factory.Clone()
+					var counter uint32
+					for reset := 0; reset < 5; reset++ {
+						dev.CutPowerAt(dev.Ops()+1+rng.IntN(40), rng.Uint64())
+						if _, err := r.drive(dev, goal, reset > 0, &counter); err == nil {
+							break
+						}
+						dev.PowerOn()
+						n++
 					}
 					dev.PowerOn()
-					n++
-				}
-				dev.PowerOn()
-				out, err := r.drive(dev, "update", true, &counter)
-				if err != nil || out.final != "new" || !out.confirmed || out.counter != 2 {
-					t.Fatalf("%s chain %d: %+v %v", r.name(), c, out, err)
+					out, err := r.drive(dev, goal, true, &counter)
+					if err != nil {
+						t.Fatalf("%s %s chain %d: %v", r.name(), goal, c, err)
+					}
+					switch {
+					case goal == "update" && (out.final != "new" || !out.confirmed || out.counter != 2):
+						t.Fatalf("%s update chain %d: %+v", r.name(), c, out)
+					case goal == "revert" && mode != layout.OverwriteOnly && out.final == "old" && out.counter != 1:
+						t.Fatalf("%s revert chain %d: counter %d", r.name(), c, out.counter)
+					}
 				}
 			}
 		}
 	}
-	t.Logf("random reset chains: %d resets", n)
+	t.Logf("random reset chains: %d chains, %d resets", runs, n)
+	fmt.Printf("boot reset chains summary: %d chains of up to 5 resets, %d resets\n", runs, n)
+}
+
+// TestMixedSectorsScratch runs the update and revert power-loss scenarios
+// with swap-scratch on slots of mixed sector sizes (2 KiB then 1 KiB, as
+// on parts with large and small sectors): chunks of different sizes go
+// through a 2 KiB scratch.
+func TestMixedSectorsScratch(t *testing.T) {
+	key := loadKey(t, "ed25519.pem")
+	slot := []uint32{2048, 2048, 2048, 1024, 1024, 1024, 1024}
+	var secs []uint32
+	secs = append(secs, slot...)
+	secs = append(secs, slot...)
+	secs = append(secs, 2048, 1024, 1024, 1024, 1024)
+	m := &layout.Map{Flash: flash.Geometry{Sectors: secs, Align: 8, Erased: 0xFF}, Partitions: []layout.Partition{
+		{Name: layout.SlotA, Offset: 0, Size: 10240}, {Name: layout.SlotB, Offset: 10240, Size: 10240},
+		{Name: layout.Scratch, Offset: 20480, Size: 2048}, {Name: layout.Config, Offset: 22528, Size: 4096},
+	}}
+	cuts := 0
+	for _, newEnd := range []int{4000, 9400} {
+		r := &rig{t: t, mode: layout.SwapScratch, m: m, key: key,
+			cfg: Config{Mode: layout.SwapScratch, MaxImgSectors: maxSectors, Keys: []crypto.PublicKey{key.pub}}}
+		if tr := NewTrailer(10240, 8, maxSectors, 0); newEnd > tr.StatusOff() {
+			t.Fatalf("image end %d beyond the trailer at %d", newEnd, tr.StatusOff())
+		}
+		r.finish(newEnd)
+		for _, goal := range []string{"update", "revert"} {
+			dev := r.factory.Clone()
+			var c uint32
+			if _, err := r.drive(dev, goal, false, &c); err != nil {
+				t.Fatal(err)
+			}
+			for cut := 1; cut <= dev.Ops(); cut++ {
+				cuts++
+				d := r.factory.Clone()
+				d.CutPowerAt(cut, uint64(cut))
+				var counter uint32
+				if _, err := r.drive(d, goal, false, &counter); !errors.Is(err, flash.ErrPowerCut) {
+					t.Fatalf("cut %d: %v", cut, err)
+				}
+				d.PowerOn()
+				out, err := r.drive(d, goal, true, &counter)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if goal == "update" && (out.final != "new" || r.checkSlots(d)[Secondary] != "old") {
+					t.Fatalf("update cut %d: %+v, slots %v", cut, out, r.checkSlots(d))
+				}
+			}
+		}
+	}
+	t.Logf("mixed sectors, swap-scratch: %d cut points covered", cuts)
 }

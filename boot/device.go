@@ -44,3 +44,25 @@ func OpenDevice(dev *flash.Device, m *layout.Map, cfg Config) (*Device, error) {
 	d.Loader = l
 	return d, nil
 }
+
+// SecurityCounter returns the stored anti-rollback counter (0 without a
+// config partition).
+func (d *Device) SecurityCounter() (uint32, error) {
+	if d.Loader.cfg.Counter == nil {
+		return 0, nil
+	}
+	return d.Loader.cfg.Counter.SecurityCounter()
+}
+
+// RaiseSecurityCounter sets the counter to v if v is higher; lower values
+// are ignored, so the counter never goes down.
+func (d *Device) RaiseSecurityCounter(v uint32) error {
+	if d.Loader.cfg.Counter == nil {
+		return fmt.Errorf("%w: no config partition holds a security counter", ErrState)
+	}
+	cur, err := d.Loader.cfg.Counter.SecurityCounter()
+	if err != nil || v <= cur {
+		return err
+	}
+	return d.Loader.cfg.Counter.SetSecurityCounter(v)
+}

@@ -122,6 +122,13 @@ func newRig(t testing.TB, mode layout.Mode, align int, erased byte, key testKey,
 	if len(small) > 0 && small[0] {
 		newEnd = 5000
 	}
+	return r.finish(newEnd)
+}
+
+// finish signs the images (the new one newEnd bytes long) and programs the
+// factory state: the old image confirmed in the primary slot.
+func (r *rig) finish(newEnd int) *rig {
+	t, key := r.t, r.key
 	r.old = signImage(t, key, "1.1.0", 1, 3000, 1)
 	r.new = signImage(t, key, "1.2.0", 2, newEnd, 2)
 	dev, err := flash.New(r.m.Flash)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 )
 
 // Heatshrink stream parameters. The window is 2^W bytes of history and the
@@ -18,7 +19,7 @@ const (
 	HeatshrinkMaxLookahead = 8
 
 	// HeatshrinkAutoLookahead asks the writer to pick the lookahead width
-	// (4..8 bits) that codes the stream's first block (up to 1 MiB) best.
+	// (4..8 bits) that codes the stream's first block (up to 256 KiB) best.
 	HeatshrinkAutoLookahead = 0
 
 	// Defaults used by the registered codec: a 2 KiB decoder window and an
@@ -76,7 +77,7 @@ func (p hsParams) header() byte { return byte(p.window<<4 | p.lookahead) }
 // NewHeatshrinkWriter returns a writer that compresses into w with a window of
 // 2^window bytes and a count field of lookahead bits, or
 // HeatshrinkAutoLookahead to let the writer choose. The encoder buffers up to
-// 1 MiB and chooses matches by a minimum-cost parse, so it is meant for
+// 256 KiB and chooses matches by a minimum-cost parse, so it is meant for
 // servers; the decoder is the cheap side.
 func NewHeatshrinkWriter(w io.Writer, window, lookahead int) (io.WriteCloser, error) {
 	auto := lookahead == HeatshrinkAutoLookahead
@@ -91,7 +92,7 @@ func NewHeatshrinkWriter(w io.Writer, window, lookahead int) (io.WriteCloser, er
 }
 
 const (
-	hsBlock    = 1 << 20 // bytes parsed at once
+	hsBlock    = 1 << 18 // bytes parsed at once
 	hsMaxChain = 256     // hash-chain candidates tried per position
 	hsHashBits = 16
 )
@@ -116,6 +117,8 @@ type hsWriter struct {
 	mlen  []int32
 	mdist []int32
 	cost  []uint32
+	pick  []int32
+	rmq   []uint64
 }
 
 func (z *hsWriter) Write(b []byte) (int, error) {
@@ -173,7 +176,7 @@ func (z *hsWriter) block(end int, last bool) {
 	p := z.p
 	n := end - start
 	z.parse(data, start)
-	mlen, mdist := z.mlen[:n], z.mdist[:n]
+	mlen, mdist := z.pick[:n], z.mdist[:n]
 	for i := 0; i < n; {
 		if l := int(mlen[i]); l > 0 {
 			z.putBits(0, 1)
@@ -208,55 +211,90 @@ func (z *hsWriter) block(end int, last bool) {
 
 // chooseLookahead sets the lookahead width that codes the stream's first
 // block in the fewest bits. Runs of zeros in delta patches favour long
-// matches, code favours short count fields.
+// matches, code favours short count fields. One match search (for the
+// shortest and longest lengths of all candidates) serves every trial.
 func (z *hsWriter) chooseLookahead(data []byte, start int) {
-	best, bestBits := z.p, uint32(1<<32-1)
+	var cands []hsParams
 	for l := HeatshrinkMinLookahead + 1; l <= HeatshrinkMaxLookahead && l < int(z.p.window); l++ {
-		p, err := newHSParams(int(z.p.window), l)
-		if err != nil {
-			continue
+		if p, err := newHSParams(int(z.p.window), l); err == nil {
+			cands = append(cands, p)
 		}
-		z.p = p
-		if bits := z.parse(data, start); bits < bestBits {
+	}
+	lo, hi := cands[0].minMatch, cands[0].maxMatch
+	for _, p := range cands {
+		lo, hi = min(lo, p.minMatch), max(hi, p.maxMatch)
+	}
+	z.findMatches(data, start, lo, hi)
+	best, bestBits := z.p, uint32(1<<32-1)
+	for _, p := range cands {
+		if bits := z.choose(p, len(data)-start); bits < bestBits {
 			best, bestBits = p, bits
 		}
 	}
 	z.p = best
 }
 
-// parse chooses literals and references for data[start:] and returns their
-// cost in bits. Afterwards mlen[i] is the length of the reference starting
-// at start+i, 0 for a literal, and mdist[i] its distance.
+// parse chooses literals and references for data[start:] with z.p and
+// returns their cost in bits; see choose.
 func (z *hsWriter) parse(data []byte, start int) uint32 {
-	p := z.p
-	n := len(data) - start
-	z.findMatches(data, start)
+	z.findMatches(data, start, z.p.minMatch, z.p.maxMatch)
+	return z.choose(z.p, len(data)-start)
+}
+
+// choose runs a backward minimum-cost parse over the n positions whose
+// longest matches are in mlen/mdist, for parameters p. Every reference costs
+// refBits whatever its length, so any length from minMatch to the longest
+// match (capped at maxMatch) is usable, and the best one ends where the
+// remaining cost is least: a range minimum, answered in O(1) from a sparse
+// table that is built backwards along with the costs. Afterwards pick[i] is
+// the length of the reference starting at position i, 0 for a literal.
+func (z *hsWriter) choose(p hsParams, n int) uint32 {
 	mlen := z.mlen[:n]
-	// Backward minimum-cost parse: every reference costs refBits whatever
-	// its length, so any length from minMatch to the longest match is usable.
+	levels := bits.Len(uint(p.maxMatch - p.minMatch + 1))
 	if cap(z.cost) < n+1 {
 		z.cost = make([]uint32, n+1)
+		z.pick = make([]int32, n+1)
 	}
-	cost := z.cost[:n+1]
+	if cap(z.rmq) < levels*(n+1) {
+		z.rmq = make([]uint64, levels*(n+1))
+	}
+	cost, pick := z.cost[:n+1], z.pick[:n]
+	// st[k][i] is the least (cost[j]<<32 | j) for j in [i, i+2^k).
+	st := make([][]uint64, levels)
+	for k := range st {
+		st[k] = z.rmq[k*(n+1) : (k+1)*(n+1)]
+	}
+	set := func(i int) {
+		st[0][i] = uint64(cost[i])<<32 | uint64(i)
+		for k := 1; k < levels && i+1<<k <= n+1; k++ {
+			st[k][i] = min(st[k-1][i], st[k-1][i+1<<(k-1)])
+		}
+	}
 	cost[n] = 0
+	set(n)
 	ref := uint32(p.refBits)
 	for i := n - 1; i >= 0; i-- {
 		best := 9 + cost[i+1]
 		bestLen := int32(0)
-		for l := int(mlen[i]); l >= p.minMatch; l-- {
-			if c := ref + cost[i+l]; c < best {
-				best, bestLen = c, int32(l)
+		if l := min(int(mlen[i]), p.maxMatch); l >= p.minMatch {
+			x, y := i+p.minMatch, i+l
+			k := bits.Len(uint(y-x+1)) - 1
+			m := min(st[k][x], st[k][y-1<<k+1])
+			if c := ref + uint32(m>>32); c < best {
+				best, bestLen = c, int32(int(uint32(m))-i)
 			}
 		}
 		cost[i] = best
-		mlen[i] = bestLen
+		pick[i] = bestLen
+		set(i)
 	}
 	return cost[0]
 }
 
-// findMatches fills mlen/mdist for data[start:] with the longest match found
-// within maxDist, using hash chains over data (history included).
-func (z *hsWriter) findMatches(data []byte, start int) {
+// findMatches fills mlen/mdist for data[start:] with the longest match (of
+// minMatch to maxMatch bytes, else 0) found within maxDist, using hash chains
+// over data (history included).
+func (z *hsWriter) findMatches(data []byte, start, minMatch, maxMatch int) {
 	p := z.p
 	n := len(data) - start
 	if cap(z.mlen) < n {
@@ -275,7 +313,7 @@ func (z *hsWriter) findMatches(data []byte, start int) {
 		z.prev = make([]int32, len(data))
 	}
 	prev := z.prev[:len(data)]
-	keyLen := min(p.minMatch, 3)
+	keyLen := min(minMatch, 3)
 	hash := func(i int) uint32 {
 		if keyLen == 2 {
 			return uint32(data[i])<<8 | uint32(data[i+1])
@@ -293,8 +331,8 @@ func (z *hsWriter) findMatches(data []byte, start int) {
 		h := hash(i)
 		if i >= start {
 			best, bestD := 0, 0
-			limit := min(p.maxMatch, len(data)-i)
-			if limit >= p.minMatch {
+			limit := min(maxMatch, len(data)-i)
+			if limit >= minMatch {
 				for j, depth := head[h], 0; j >= 0 && i-int(j) <= p.maxDist && depth < hsMaxChain; j, depth = prev[j], depth+1 {
 					a, b := data[int(j):], data[i:i+limit]
 					if a[best] != b[best] { // cannot beat best
@@ -312,7 +350,7 @@ func (z *hsWriter) findMatches(data []byte, start int) {
 					}
 				}
 			}
-			if best < p.minMatch {
+			if best < minMatch {
 				best = 0
 			}
 			mlen[i-start], mdist[i-start] = int32(best), int32(bestD)

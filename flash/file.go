@@ -67,7 +67,8 @@ func Create(path string, g Geometry) (*Device, error) {
 		return nil, fmt.Errorf("flash: %w", err)
 	}
 	hdr := encodeHeader(d.geo)
-	if _, err := f.Write(hdr); err == nil {
+	_, err = f.Write(hdr)
+	if err == nil {
 		_, err = f.Write(d.data)
 	}
 	if err != nil {

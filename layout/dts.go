@@ -87,15 +87,36 @@ func ImportDTS(src []byte) (*Map, error) {
 	if erase == 0 || erase > 1<<24 {
 		return nil, fmt.Errorf("%w: erase-block-size %d", ErrSyntax, erase)
 	}
+	ac, err := cellProp(parts, "#address-cells", 1)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := cellProp(parts, "#size-cells", 1)
+	if err != nil {
+		return nil, err
+	}
+	if ac < 1 || ac > 2 || sc < 1 || sc > 2 {
+		return nil, fmt.Errorf("%w: #address-cells %d / #size-cells %d (want 1 or 2)", ErrSyntax, ac, sc)
+	}
 	end := uint64(0)
 	for _, c := range parts.children {
 		reg, ok := c.props["reg"]
 		if !ok {
 			return nil, fmt.Errorf("%w: partition %s has no reg", ErrSyntax, c.name)
 		}
-		v, err := evalCells(reg)
-		if err != nil || len(v) != 2 {
-			return nil, fmt.Errorf("%w: partition %s reg <%s>: want <offset size>", ErrSyntax, c.name, reg)
+		cells, err := evalCells(reg)
+		if err != nil || len(cells) != int(ac+sc) {
+			return nil, fmt.Errorf("%w: partition %s reg <%s>: want %d offset and %d size cells", ErrSyntax, c.name, reg, ac, sc)
+		}
+		join := func(c []uint64) uint64 {
+			if len(c) == 2 {
+				return c[0]<<32 | c[1]&0xFFFFFFFF
+			}
+			return c[0]
+		}
+		v := []uint64{join(cells[:ac]), join(cells[ac:])}
+		if v[0] > 1<<32 || v[1] > 1<<32 {
+			return nil, fmt.Errorf("%w: partition %s beyond 4 GiB", ErrBounds, c.name)
 		}
 		name := c.name
 		if l, ok := c.props["label"]; ok {

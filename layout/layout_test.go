@@ -196,3 +196,22 @@ func FuzzImportDTS(f *testing.F) {
 		}
 	})
 }
+
+func TestImportDTSTwoCells(t *testing.T) {
+	src := `/ { soc { flash@0 { compatible = "soc-nv-flash"; erase-block-size = <4096>; write-block-size = <4>;
+		partitions { compatible = "fixed-partitions"; #address-cells = <2>; #size-cells = <2>;
+			boot_partition: partition@0 { label = "mcuboot"; reg = <0x0 0x0 0x0 0x10000>; };
+			slot0_partition: partition@10000 { label = "image-0"; reg = <0x0 0x10000 0x0 0x20000>; };
+			slot1_partition: partition@30000 { label = "image-1"; reg = <0x0 0x30000 0x0 0x20000>; };
+		}; }; }; };`
+	m, err := ImportDTS([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := m.Find(SlotB); p.Offset != 0x30000 || p.Size != 0x20000 || m.Flash.Align != 4 {
+		t.Fatalf("%v", m)
+	}
+	if err := m.Check(CheckOptions{Mode: SwapMove}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -103,7 +104,7 @@ func New(o Options) (*Manifest, error) {
 			}
 			rel = *o.Version
 		}
-		im := Image{Slot: 0, Type: "application", Signature: info.signature}
+		im := Image{Slot: 0, Type: "application", Signature: info.signature, ImageHash: info.content}
 		if o.ImageSignature != "" {
 			im.Signature = o.ImageSignature
 		}
@@ -133,6 +134,9 @@ func New(o Options) (*Manifest, error) {
 			return nil, err
 		}
 		df.BaseHash = o.BaseHashes[base]
+		if df.PatchHash, err = packageContent(o.Patches[base]); err != nil {
+			return nil, err
+		}
 		m.Delta.Files[bv.Core()] = df
 		m.Delta.BaseVersions = append(m.Delta.BaseVersions, bv.Core())
 	}
@@ -175,6 +179,7 @@ func ref(dir, path string) (string, int64, string, error) {
 type imageInfo struct {
 	version   version.Version
 	signature string
+	content   string // for a package: hash of the image inside
 }
 
 // readImageInfo reads the version (and, for an MCUboot image, the image
@@ -201,7 +206,7 @@ func readImageInfo(path string) (imageInfo, error) {
 		if h.Type != update.TypeFull {
 			return imageInfo{}, fmt.Errorf("%w: %s is a delta package, not a full image", ErrSchema, path)
 		}
-		return imageInfo{version: h.Version}, nil
+		return imageInfo{version: h.Version, content: "sha256:" + hex.EncodeToString(h.SHA256[:])}, nil
 	}
 	return imageInfo{}, nil
 }
@@ -223,6 +228,25 @@ func ImageSignature(path string) (string, error) {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil
+}
+
+// packageContent returns "sha256:" of the payload inside the update package
+// at path, or "" when path is not a package.
+func packageContent(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, update.HeaderSize)
+	if n, _ := io.ReadFull(f, head); n < update.HeaderSize || !bytes.Equal(head[:4], update.Magic[:]) {
+		return "", nil
+	}
+	var h update.Header
+	if err := h.UnmarshalBinary(head); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.SHA256[:]), nil
 }
 
 // MCUboot TLV types that carry the image signature, and their names.

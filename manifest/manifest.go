@@ -61,6 +61,10 @@ type Image struct {
 	File string `json:"file"` // relative to the manifest's directory
 	Size int64  `json:"size"`
 	Hash string `json:"hash"` // "sha256:" + hex of the file
+	// ImageHash, when the file is an update package, is "sha256:" of the
+	// image inside it: the device checks what it unpacked against the
+	// signed manifest, not only against the package header.
+	ImageHash string `json:"imageHash,omitempty"`
 	// Signature is the image's own signature as embedded by MCUboot
 	// (algorithm name, colon, base64 of the TLV value), informational: the
 	// bootloader checks it, the manifest signature covers it.
@@ -90,6 +94,9 @@ type DeltaFile struct {
 	File string `json:"file"`
 	Size int64  `json:"size"`
 	Hash string `json:"hash"`
+	// PatchHash, when the file is an update package, is "sha256:" of the
+	// patch inside it.
+	PatchHash string `json:"patchHash,omitempty"`
 	// BaseHash is the hash of the base image the patch applies to, so a
 	// device can check its slot before applying.
 	BaseHash string `json:"baseHash,omitempty"`
@@ -102,7 +109,7 @@ type Signature struct {
 	Value     string `json:"value"`     // base64
 }
 
-// Document is a parsed, not yet verified signed JSON document: the
+// document is a parsed, not yet verified signed JSON document: the
 // canonical bytes its signatures cover and the signatures themselves.
 type document struct {
 	signed     []byte
@@ -132,15 +139,33 @@ func parseDocument(data []byte) (*document, error) {
 		return nil, err
 	}
 	if sigs, ok := obj["signatures"]; ok {
-		raw, err := canonical(sigs)
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(raw, &d.signatures); err != nil {
-			return nil, fmt.Errorf("%w: signatures: %v", ErrSchema, err)
+		if err := decodeStrict(sigs, &d.signatures); err != nil {
+			return nil, fmt.Errorf("signatures: %w", err)
 		}
 	}
 	return d, nil
+}
+
+// decodeStrict decodes the parsed value tree into v and insists that v
+// encodes back to the same canonical JSON. encoding/json matches member
+// names case-insensitively and skips unknown ones; this refuses both, so
+// what the program acts on is exactly what was signed.
+func decodeStrict(tree value, v any) error {
+	raw, err := canonical(tree)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%w: %v", ErrSchema, err)
+	}
+	back, err := canonicalStruct(v)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(raw, back) {
+		return fmt.Errorf("%w: unknown, misspelled, missing or non-canonical members (read %.80s…, expected the form %.80s…)", ErrSchema, raw, back)
+	}
+	return nil
 }
 
 // Parse parses a manifest without verifying it; use Verify for that. It
@@ -154,14 +179,9 @@ func Parse(data []byte) (*Manifest, error) {
 }
 
 func (d *document) manifest() (*Manifest, error) {
-	raw, err := canonical(d.tree)
-	if err != nil {
-		return nil, err
-	}
 	m := new(Manifest)
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(m); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSchema, err)
+	if err := decodeStrict(d.tree, m); err != nil {
+		return nil, err
 	}
 	if err := m.validate(); err != nil {
 		return nil, err
@@ -186,6 +206,9 @@ func (m *Manifest) validate() error {
 		if err := checkRef(im.File, im.Size, im.Hash); err != nil {
 			return fmt.Errorf("%w: images[%d]: %v", ErrSchema, i, err)
 		}
+		if err := checkHash(im.ImageHash, true); err != nil {
+			return fmt.Errorf("%w: images[%d].imageHash: %v", ErrSchema, i, err)
+		}
 	}
 	for base, df := range m.Delta.Files {
 		if _, err := parseCore(base); err != nil {
@@ -193,6 +216,11 @@ func (m *Manifest) validate() error {
 		}
 		if err := checkRef(df.File, df.Size, df.Hash); err != nil {
 			return fmt.Errorf("%w: delta.files[%q]: %v", ErrSchema, base, err)
+		}
+		for _, h := range []string{df.PatchHash, df.BaseHash} {
+			if err := checkHash(h, true); err != nil {
+				return fmt.Errorf("%w: delta.files[%q]: %v", ErrSchema, base, err)
+			}
 		}
 	}
 	return nil

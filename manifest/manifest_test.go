@@ -13,10 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/otakit/otakit/codec"
+	"github.com/otakit/otakit/delta"
 	"github.com/otakit/otakit/keys"
 	"github.com/otakit/otakit/update"
 	"github.com/otakit/otakit/version"
@@ -61,14 +63,23 @@ func fakeImage(v string, payload []byte) []byte {
 	return append(b, tlv...)
 }
 
+var (
+	rsaOnce sync.Once
+	rsaKey  *rsa.PrivateKey
+	rsaErr  error
+)
+
+// genKeys returns fresh Ed25519 and ECDSA keys and a shared RSA key (RSA
+// generation is slow and its freshness is not under test).
 func genKeys(t testing.TB) map[string]crypto.Signer {
 	t.Helper()
 	ed := func() crypto.Signer { _, k, _ := ed25519.GenerateKey(rand.Reader); return k }
 	ec := func(c elliptic.Curve) crypto.Signer { k, _ := ecdsa.GenerateKey(c, rand.Reader); return k }
-	rk, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
+	rsaOnce.Do(func() { rsaKey, rsaErr = rsa.GenerateKey(rand.Reader, 2048) })
+	if rsaErr != nil {
+		t.Fatal(rsaErr)
 	}
+	rk := rsaKey
 	return map[string]crypto.Signer{
 		AlgEd25519: ed(), AlgECDSAP256: ec(elliptic.P256()), AlgECDSAP384: ec(elliptic.P384()), AlgRSAPSS: rk,
 	}
@@ -425,4 +436,86 @@ func FuzzParse(f *testing.F) {
 		}
 		Parse(b)
 	})
+}
+
+// TestStrictMembers: member names are matched exactly and unknown members
+// are refused, so nothing is read that differs from what was signed.
+func TestStrictMembers(t *testing.T) {
+	_, o := release(t)
+	k := genKeys(t)[AlgEd25519]
+	b := signed(t, o, k)
+	pol := Policy{Keys: keySet(t, 1, k), Now: verifyTime}
+	for _, tc := range []struct{ from, to string }{
+		{`"keyid"`, `"Keyid"`},
+		{`"version"`, `"Version"`},
+		{`"releaseNotes"`, `"releasenotes"`},
+		{`"build": 456,`, `"build": 456, "extra": 1,`},
+	} {
+		bad := bytes.Replace(b, []byte(tc.from), []byte(tc.to), 1)
+		if _, err := Verify(bad, pol); err == nil {
+			t.Errorf("%s → %s accepted", tc.from, tc.to)
+		}
+		if _, err := Parse(bad); !errors.Is(err, ErrSchema) && !errors.Is(err, ErrJSON) {
+			if tc.from != `"keyid"` {
+				t.Errorf("Parse with %s: %v", tc.to, err)
+			}
+		}
+	}
+}
+
+// TestContentHash: a package whose payload differs from the imageHash or
+// patchHash in the manifest is refused as mixed, even with a matching
+// file hash.
+func TestContentHash(t *testing.T) {
+	dir, o := release(t)
+	m, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := m.Delta.Files["1.1.0"]
+	if df.PatchHash == "" {
+		t.Fatal("patchHash not recorded for a delta package")
+	}
+	df.PatchHash = "sha256:" + strings.Repeat("00", 32)
+	m.Delta.Files["1.1.0"] = df
+	if err := m.CheckFiles(dir); !errors.Is(err, ErrMixed) {
+		t.Errorf("wrong patchHash: %v", err)
+	}
+}
+
+// TestRawPatchMixed lists raw native patches: one must produce the
+// manifest's image and come from the base it is listed under.
+func TestRawPatchMixed(t *testing.T) {
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	old := fakeImage("1.1.0", bytes.Repeat([]byte("old firmware "), 200))
+	img := fakeImage("1.2.0+456", bytes.Repeat([]byte("new firmware "), 200))
+	other := fakeImage("1.2.0+456", bytes.Repeat([]byte("NEW firmware "), 200))
+	os.WriteFile(p("app.bin"), img, 0o644)
+	mk := func(name string, target []byte, from string) {
+		patch, err := delta.Create(old, target, &delta.Options{SourceVersion: from, TargetVersion: "1.2.0+456"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(p(name), patch, 0o644)
+	}
+	mk("good.patch", img, "1.1.0")
+	mk("other-target.patch", other, "1.1.0")
+	mk("other-base.patch", img, "1.0.0")
+	o := Options{Dir: dir, Image: p("app.bin"), Sequence: 1}
+	o.Patches = map[string]string{"1.1.0": p("good.patch")}
+	if _, err := New(o); err != nil {
+		t.Fatalf("good patch: %v", err)
+	}
+	for _, bad := range []string{"other-target.patch", "other-base.patch"} {
+		o.Patches = map[string]string{"1.1.0": p(bad)}
+		if _, err := New(o); !errors.Is(err, ErrMixed) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	o.Patches = nil
+	o.Image = p("good.patch")
+	if _, err := New(o); err == nil {
+		t.Error("a patch accepted as the full image")
+	}
 }

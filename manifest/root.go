@@ -144,13 +144,9 @@ func parseRoot(data []byte) (*signedRoot, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := canonical(d.tree)
-	if err != nil {
-		return nil, err
-	}
 	r := new(Root)
-	if err := json.Unmarshal(raw, r); err != nil {
-		return nil, fmt.Errorf("%w: root: %v", ErrSchema, err)
+	if err := decodeStrict(d.tree, r); err != nil {
+		return nil, fmt.Errorf("root: %w", err)
 	}
 	ks, err := r.KeySet()
 	if err != nil {

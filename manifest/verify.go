@@ -78,6 +78,9 @@ type Offer struct {
 	File        string
 	Size        int64
 	Hash        string
+	// Content is the hash of the image or patch inside the package, to
+	// check after unpacking ("" when the file is not a package).
+	Content string
 }
 
 // FullVersion returns the release's version with its build number.
@@ -124,14 +127,14 @@ func (m *Manifest) Check(d Device) (Offer, error) {
 	}
 	if m.Delta.Available {
 		if df, ok := m.Delta.Files[cur.Core()]; ok {
-			return Offer{Delta: true, BaseVersion: cur.Core(), File: df.File, Size: df.Size, Hash: df.Hash}, nil
+			return Offer{Delta: true, BaseVersion: cur.Core(), File: df.File, Size: df.Size, Hash: df.Hash, Content: df.PatchHash}, nil
 		}
 	}
 	if len(m.Images) > 0 {
 		base := c.RequiredBaseVersion
 		if base == "" {
 			im := m.Images[0]
-			return Offer{File: im.File, Size: im.Size, Hash: im.Hash}, nil
+			return Offer{File: im.File, Size: im.Size, Hash: im.Hash, Content: im.ImageHash}, nil
 		}
 		bv, err := version.Parse(base)
 		if err != nil {
@@ -139,7 +142,7 @@ func (m *Manifest) Check(d Device) (Offer, error) {
 		}
 		if cur.CompareCore(bv) >= 0 {
 			im := m.Images[0]
-			return Offer{File: im.File, Size: im.Size, Hash: im.Hash}, nil
+			return Offer{File: im.File, Size: im.Size, Hash: im.Hash, Content: im.ImageHash}, nil
 		}
 		return Offer{}, fmt.Errorf("%w: device runs %s, release requires %s or a delta (have %s)", ErrBase, cur, bv, strings.Join(m.Delta.BaseVersions, ", "))
 	}
@@ -150,16 +153,26 @@ func (m *Manifest) Check(d Device) (Offer, error) {
 // to dir: it must exist (ErrFileMissing), have the listed size (ErrFileSize)
 // and hash (ErrFileHash), and belong to this release (ErrMixed): a signed
 // MCUboot image must carry the manifest's version in its header, and an
-// update package must name the manifest's version, and for a delta the base
-// version it is listed under.
+// update package must name the manifest's version, for a delta the base
+// version it is listed under, and hold the listed imageHash or patchHash.
 func (m *Manifest) CheckFiles(dir string) error {
 	rel, err := m.FullVersion()
 	if err != nil {
 		return err
 	}
+	// target is what a patch must produce: the image inside the first
+	// image's package, or the first image itself.
+	var target string
 	for i, im := range m.Images {
-		if err := checkFile(dir, im.File, im.Size, im.Hash, rel, nil); err != nil {
+		kind, err := checkFile(dir, im.File, im.Size, im.Hash, im.ImageHash, rel, nil, "")
+		if err != nil {
 			return fmt.Errorf("images[%d]: %w", i, err)
+		}
+		if i == 0 {
+			target = im.ImageHash
+			if kind == kindMCUboot {
+				target = im.Hash
+			}
 		}
 	}
 	for _, base := range sortedKeys(m.Delta.Files) {
@@ -168,7 +181,7 @@ func (m *Manifest) CheckFiles(dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := checkFile(dir, df.File, df.Size, df.Hash, rel, &bv); err != nil {
+		if _, err := checkFile(dir, df.File, df.Size, df.Hash, df.PatchHash, rel, &bv, target); err != nil {
 			return fmt.Errorf("delta.files[%q]: %w", base, err)
 		}
 	}
@@ -184,38 +197,51 @@ func sortedKeys[V any](m map[string]V) []string {
 	return ks
 }
 
+// File kinds recognised by their magic.
+const (
+	kindOther = iota
+	kindMCUboot
+	kindPackage
+	kindPatch
+)
+
+// headLen covers the longest header checkRelease reads (a native delta
+// patch with two 255-byte version strings).
+const headLen = 90 + 2*255
+
 // checkFile hashes one referenced file and checks what its header says
-// about the release it belongs to. base is nil for a full image.
-func checkFile(dir, name string, size int64, hash string, rel version.Version, base *version.Version) error {
+// about the release it belongs to. base is nil for a full image; target is
+// the hash a patch must produce ("" if unknown).
+func checkFile(dir, name string, size int64, hash, content string, rel version.Version, base *version.Version, target string) (int, error) {
 	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(name)))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%w: %s", ErrFileMissing, name)
+			return 0, fmt.Errorf("%w: %s", ErrFileMissing, name)
 		}
-		return err
+		return 0, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if st.Size() != size {
-		return fmt.Errorf("%w: %s is %d bytes, manifest says %d", ErrFileSize, name, st.Size(), size)
+		return 0, fmt.Errorf("%w: %s is %d bytes, manifest says %d", ErrFileSize, name, st.Size(), size)
 	}
-	head := make([]byte, update.HeaderSize)
+	head := make([]byte, headLen)
 	n, _ := io.ReadFull(f, head)
 	head = head[:n]
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
+		return 0, err
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return err
+		return 0, err
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != hash {
-		return fmt.Errorf("%w: %s has %s, manifest says %s", ErrFileHash, name, got, hash)
+		return 0, fmt.Errorf("%w: %s has %s, manifest says %s", ErrFileHash, name, got, hash)
 	}
-	return checkRelease(name, head, rel, base)
+	return checkRelease(name, head, content, rel, base, target)
 }
 
 // MCUboot image header fields read for the mixed-release check.
@@ -226,34 +252,86 @@ const (
 
 // checkRelease checks that the file whose first bytes are head belongs to
 // release rel (and, for a patch, base).
-func checkRelease(name string, head []byte, rel version.Version, base *version.Version) error {
+func checkRelease(name string, head []byte, content string, rel version.Version, base *version.Version, target string) (int, error) {
 	switch {
 	case len(head) >= 32 && binary.LittleEndian.Uint32(head) == mcubootMagic:
 		if base != nil {
-			return fmt.Errorf("%w: %s is a full MCUboot image listed as a delta", ErrMixed, name)
+			return kindMCUboot, fmt.Errorf("%w: %s is a full MCUboot image listed as a delta", ErrMixed, name)
 		}
 		if v := version.Decode(head[mcubootVersionOff:]); v != rel {
-			return fmt.Errorf("%w: %s is an image of version %s, manifest is %s", ErrMixed, name, v, rel)
+			return kindMCUboot, fmt.Errorf("%w: %s is an image of version %s, manifest is %s", ErrMixed, name, v, rel)
 		}
+		return kindMCUboot, nil
+	case len(head) >= 4 && bytes.Equal(head[:4], []byte(patchMagic)):
+		return kindPatch, checkPatch(name, head, rel, base, target)
 	case len(head) >= 4 && bytes.Equal(head[:4], update.Magic[:]):
-		var h update.Header
-		if err := h.UnmarshalBinary(head); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		return kindPackage, checkPackage(name, head, content, rel, base)
+	}
+	return kindOther, nil
+}
+
+// checkPackage checks an update package header against the manifest.
+func checkPackage(name string, head []byte, content string, rel version.Version, base *version.Version) error {
+	var h update.Header
+	if err := h.UnmarshalBinary(head); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if h.Version != rel {
+		return fmt.Errorf("%w: %s is a package of version %s, manifest is %s", ErrMixed, name, h.Version, rel)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.SHA256[:]); content != "" && got != content {
+		return fmt.Errorf("%w: %s holds content %s, manifest says %s", ErrMixed, name, got, content)
+	}
+	if base == nil && h.Type != update.TypeFull {
+		return fmt.Errorf("%w: %s is a %s package listed as a full image", ErrMixed, name, h.Type)
+	}
+	if base != nil {
+		if h.Type != update.TypeDelta {
+			return fmt.Errorf("%w: %s is a %s package listed as a delta", ErrMixed, name, h.Type)
 		}
-		if h.Version != rel {
-			return fmt.Errorf("%w: %s is a package of version %s, manifest is %s", ErrMixed, name, h.Version, rel)
+		if h.BaseVersion.CompareCore(*base) != 0 {
+			return fmt.Errorf("%w: %s patches from %s, manifest lists it for %s", ErrMixed, name, h.BaseVersion, base.Core())
 		}
-		if base == nil && h.Type != update.TypeFull {
-			return fmt.Errorf("%w: %s is a %s package listed as a full image", ErrMixed, name, h.Type)
-		}
-		if base != nil {
-			if h.Type != update.TypeDelta {
-				return fmt.Errorf("%w: %s is a %s package listed as a delta", ErrMixed, name, h.Type)
-			}
-			if h.BaseVersion.CompareCore(*base) != 0 {
-				return fmt.Errorf("%w: %s patches from %s, manifest lists it for %s", ErrMixed, name, h.BaseVersion, base.Core())
-			}
-		}
+	}
+	return nil
+}
+
+// Native delta patch header fields (docs/delta-format.md) read for the
+// mixed-release check.
+const (
+	patchMagic        = "OTAD"
+	patchTargetSHAOff = 48
+	patchVersionsOff  = 88
+)
+
+// checkPatch checks a raw native patch: listed as a delta, producing the
+// manifest's image, and (when its header names versions) from the base it
+// is listed under to this release.
+func checkPatch(name string, head []byte, rel version.Version, base *version.Version, target string) error {
+	if base == nil {
+		return fmt.Errorf("%w: %s is a delta patch listed as a full image", ErrMixed, name)
+	}
+	if len(head) < patchVersionsOff+2 {
+		return fmt.Errorf("%w: %s: truncated patch header", ErrMixed, name)
+	}
+	if got := "sha256:" + hex.EncodeToString(head[patchTargetSHAOff:patchTargetSHAOff+32]); target != "" && got != target {
+		return fmt.Errorf("%w: %s produces %s, the release image is %s", ErrMixed, name, got, target)
+	}
+	n := int(head[patchVersionsOff])
+	if len(head) < patchVersionsOff+1+n+1 {
+		return fmt.Errorf("%w: %s: truncated patch header", ErrMixed, name)
+	}
+	src := string(head[patchVersionsOff+1 : patchVersionsOff+1+n])
+	m := int(head[patchVersionsOff+1+n])
+	if len(head) < patchVersionsOff+2+n+m {
+		return fmt.Errorf("%w: %s: truncated patch header", ErrMixed, name)
+	}
+	dst := string(head[patchVersionsOff+2+n : patchVersionsOff+2+n+m])
+	if v, err := version.Parse(src); err == nil && v.CompareCore(*base) != 0 {
+		return fmt.Errorf("%w: %s patches from %s, manifest lists it for %s", ErrMixed, name, src, base.Core())
+	}
+	if v, err := version.Parse(dst); err == nil && v != rel {
+		return fmt.Errorf("%w: %s patches to %s, manifest is %s", ErrMixed, name, dst, rel)
 	}
 	return nil
 }
@@ -280,9 +358,20 @@ func checkRef(file string, size int64, hash string) error {
 	if size < 0 {
 		return fmt.Errorf("file %q has negative size", file)
 	}
+	if err := checkHash(hash, false); err != nil {
+		return fmt.Errorf("file %q: %v", file, err)
+	}
+	return nil
+}
+
+// checkHash checks the "sha256:<64 lowercase hex>" form; optional allows "".
+func checkHash(hash string, optional bool) error {
+	if optional && hash == "" {
+		return nil
+	}
 	h, ok := strings.CutPrefix(hash, "sha256:")
 	if b, err := hex.DecodeString(h); !ok || err != nil || len(b) != sha256.Size || strings.ToLower(h) != h {
-		return fmt.Errorf("file %q: hash %q is not sha256:<64 lowercase hex digits>", file, hash)
+		return fmt.Errorf("hash %q is not sha256:<64 lowercase hex digits>", hash)
 	}
 	return nil
 }

@@ -1,13 +1,33 @@
 package release
 
 import (
-	"errors"
+	"bytes"
+	"fmt"
 
+	"github.com/otakit/otakit/delta"
 	"github.com/otakit/otakit/version"
 )
 
 // makePatch makes the native delta patch from the old signed image to the
-// new one.
+// new one, then applies it once and compares, so a release never ships a
+// patch that does not rebuild its target exactly.
 func makePatch(old, new []byte, from, to version.Version) ([]byte, error) {
-	return nil, errors.New("release: delta package not merged yet")
+	patch, err := delta.Create(old, new, &delta.Options{
+		Layout: delta.LayoutSplit, SourceVersion: from.String(), TargetVersion: to.String(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	pt, err := delta.Parse(patch)
+	if err != nil {
+		return nil, fmt.Errorf("patch self-check: %w", err)
+	}
+	var got bytes.Buffer
+	if err := pt.Apply(old, &got); err != nil {
+		return nil, fmt.Errorf("patch self-check: %w", err)
+	}
+	if !bytes.Equal(got.Bytes(), new) {
+		return nil, fmt.Errorf("patch self-check: the patch does not rebuild %s", to)
+	}
+	return patch, nil
 }

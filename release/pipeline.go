@@ -2,6 +2,7 @@ package release
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
@@ -42,8 +43,9 @@ type earlier struct {
 	seq     uint64
 }
 
-// Build runs the pipeline. See the package documentation.
-func Build(o Options) (*Result, error) {
+// Build runs the pipeline. See the package documentation. Cancelling ctx
+// stops it between steps and removes the temporary folder.
+func Build(ctx context.Context, o Options) (*Result, error) {
 	if o.Firmware == "" || o.ImageSigner == nil || o.Version.IsZero() {
 		return nil, fmt.Errorf("%w: firmware, version and a signing key are required", ErrOptions)
 	}
@@ -107,11 +109,15 @@ func Build(o Options) (*Result, error) {
 
 	total := 4 + 2*len(bases)
 	step := 0
-	progress := func(name string) {
+	progress := func(name string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		step++
 		if o.Progress != nil {
 			o.Progress(Step{Index: step, Total: total, Name: name})
 		}
+		return nil
 	}
 
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -133,7 +139,9 @@ func Build(o Options) (*Result, error) {
 		Inputs: Inputs{FirmwareSHA256: fwHash, Bases: []string{}}}
 
 	// 1. Sign.
-	progress("sign MCUboot image " + v)
+	if err := progress("sign MCUboot image " + v); err != nil {
+		return nil, err
+	}
 	signedName := "app-" + v + ".signed.bin"
 	sigAlg, err := signImage(p(signedName), &o)
 	if err != nil {
@@ -145,7 +153,9 @@ func Build(o Options) (*Result, error) {
 	}
 
 	// 2. Full package.
-	progress("package full image")
+	if err := progress("package full image"); err != nil {
+		return nil, err
+	}
 	fullName := "app-" + v + ".update"
 	if _, err := update.PackFile(p(fullName), p(signedName), update.Header{
 		Type: update.TypeFull, Version: o.Version, Compression: o.Compression.ID(), Encryption: enc,
@@ -157,6 +167,7 @@ func Build(o Options) (*Result, error) {
 	if sum.UpdateImage.Size, sum.UpdateImage.SHA256, err = fileRef(p(fullName)); err != nil {
 		return nil, err
 	}
+	sum.UpdateImage.Version, sum.UpdateImage.Hash = v, "sha256:"+sum.UpdateImage.SHA256
 	sum.UpdateImage.ImageSize = int64(len(newImage))
 	sum.UpdateImage.ImageSHA256 = hexSHA256(newImage)
 
@@ -164,7 +175,9 @@ func Build(o Options) (*Result, error) {
 	patches, baseHashes := map[string]string{}, map[string]string{}
 	for _, b := range bases {
 		from := b.version.String()
-		progress("delta from " + from)
+		if err := progress("delta from " + from); err != nil {
+			return nil, err
+		}
 		oldImage, err := os.ReadFile(filepath.Join(b.dir, b.sum.UpdateImage.SignedImage))
 		if err != nil {
 			return nil, fmt.Errorf("release %s: %w", from, err)
@@ -180,7 +193,9 @@ func Build(o Options) (*Result, error) {
 		if err := os.WriteFile(p(patchName), patch, 0o644); err != nil {
 			return nil, err
 		}
-		progress("package delta from " + from)
+		if err := progress("package delta from " + from); err != nil {
+			return nil, err
+		}
 		pkgName := "app-" + from + "-to-" + v + ".update"
 		if _, err := update.PackFile(p(pkgName), p(patchName), update.Header{
 			Type: update.TypeDelta, Version: o.Version, BaseVersion: b.version, Compression: o.Compression.ID(), Encryption: enc,
@@ -205,7 +220,9 @@ func Build(o Options) (*Result, error) {
 	}
 
 	// 4. Manifest.
-	progress("sign manifest")
+	if err := progress("sign manifest"); err != nil {
+		return nil, err
+	}
 	imgSig, err := manifest.ImageSignature(p(signedName))
 	if err != nil {
 		return nil, err
@@ -231,7 +248,9 @@ func Build(o Options) (*Result, error) {
 	}
 
 	// 5. Summary, then publish.
-	progress("write release.json")
+	if err := progress("write release.json"); err != nil {
+		return nil, err
+	}
 	add := func(name, kind string) error {
 		size, h, err := fileRef(p(name))
 		sum.Artifacts = append(sum.Artifacts, Artifact{Name: name, Kind: kind, Size: size, SHA256: h})

@@ -2,6 +2,7 @@ package release
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ed25519"
 	crand "crypto/rand"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otakit/otakit/delta"
 	"github.com/otakit/otakit/manifest"
 	"github.com/otakit/otakit/mcuboot"
 	"github.com/otakit/otakit/update"
@@ -60,7 +62,7 @@ func TestFirstRelease(t *testing.T) {
 	aes := bytes.Repeat([]byte{7}, 32)
 	o := Options{Firmware: writeFirmware(t, dir, "fw.bin", firmware(40_000, 0)), Version: version.MustParse("1.0.0+1"),
 		ImageSigner: key, EncryptKey: aes, Releases: filepath.Join(dir, "rel"), HardwareRevisions: []string{"rev-a"}}
-	res, err := Build(o)
+	res, err := Build(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,11 +115,11 @@ func TestIdempotentAndNoOverwrite(t *testing.T) {
 	key := testKey(t)
 	fw := writeFirmware(t, dir, "fw.bin", firmware(20_000, 0))
 	o := Options{Firmware: fw, Version: version.MustParse("1.0.0"), ImageSigner: key, Releases: filepath.Join(dir, "rel")}
-	if _, err := Build(o); err != nil {
+	if _, err := Build(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, o.Releases)
-	res, err := Build(o)
+	res, err := Build(context.Background(), o)
 	if err != nil || !res.UpToDate {
 		t.Fatalf("re-run: %+v, %v", res, err)
 	}
@@ -125,7 +127,7 @@ func TestIdempotentAndNoOverwrite(t *testing.T) {
 		t.Fatal("re-run changed the release")
 	}
 	o.Firmware = writeFirmware(t, dir, "fw2.bin", firmware(20_000, 1))
-	if _, err := Build(o); !errors.Is(err, ErrExists) {
+	if _, err := Build(context.Background(), o); !errors.Is(err, ErrExists) {
 		t.Fatalf("other firmware, same version: %v", err)
 	}
 	if after := snapshot(t, o.Releases); after != before {
@@ -142,11 +144,11 @@ func TestFailureLeavesNothing(t *testing.T) {
 	os.MkdirAll(rel, 0o755)
 	o := Options{Firmware: writeFirmware(t, dir, "fw.bin", firmware(20_000, 0)), Version: version.MustParse("1.0.0"),
 		ImageSigner: testKey(t), Releases: rel, SlotSize: 4096}
-	if _, err := Build(o); err == nil {
+	if _, err := Build(context.Background(), o); err == nil {
 		t.Fatal("oversized image accepted")
 	}
 	o.SlotSize, o.Firmware = 0, filepath.Join(dir, "missing.bin")
-	if _, err := Build(o); err == nil {
+	if _, err := Build(context.Background(), o); err == nil {
 		t.Fatal("missing firmware accepted")
 	}
 	if entries, _ := os.ReadDir(rel); len(entries) != 0 {
@@ -159,7 +161,7 @@ func TestSequenceAcrossReleases(t *testing.T) {
 	key := testKey(t)
 	rel := filepath.Join(dir, "rel")
 	for i, v := range []string{"1.0.0", "1.0.1", "1.1.0"} {
-		res, err := Build(Options{Firmware: writeFirmware(t, dir, v+".bin", firmware(10_000, i)), Version: version.MustParse(v),
+		res, err := Build(context.Background(), Options{Firmware: writeFirmware(t, dir, v+".bin", firmware(10_000, i)), Version: version.MustParse(v),
 			ImageSigner: key, Releases: rel, DeltasFrom: -1, Now: time.Now()})
 		if err != nil {
 			t.Fatal(err)
@@ -185,4 +187,73 @@ func snapshot(t *testing.T, dir string) string {
 		return nil
 	})
 	return sb.String()
+}
+
+func TestCancelLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	rel := filepath.Join(dir, "rel")
+	ctx, cancel := context.WithCancel(context.Background())
+	o := Options{Firmware: writeFirmware(t, dir, "fw.bin", firmware(20_000, 0)), Version: version.MustParse("1.0.0"),
+		ImageSigner: testKey(t), Releases: rel,
+		Progress: func(s Step) {
+			if s.Index == 2 {
+				cancel()
+			}
+		}}
+	if _, err := Build(ctx, o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run: %v", err)
+	}
+	if entries, _ := os.ReadDir(rel); len(entries) != 0 {
+		t.Fatalf("cancelled run left %v", entries)
+	}
+}
+
+// TestDeltasFrom builds four releases; the last gets deltas from the two
+// most recent earlier ones only, each rebuilding the new signed image.
+func TestDeltasFrom(t *testing.T) {
+	dir := t.TempDir()
+	key := testKey(t)
+	rel := filepath.Join(dir, "rel")
+	vs := []string{"1.0.0", "1.1.0", "1.2.0", "2.0.0"}
+	var res *Result
+	for i, v := range vs {
+		var err error
+		res, err = Build(context.Background(), Options{Firmware: writeFirmware(t, dir, v+".bin", firmware(30_000, i)),
+			Version: version.MustParse(v), ImageSigner: key, Releases: rel, DeltasFrom: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := res.Summary
+	if len(s.DeltaPatches) != 2 || s.DeltaPatches[0].FromVersion != "1.2.0" || s.DeltaPatches[1].FromVersion != "1.1.0" {
+		t.Fatalf("deltas %+v", s.DeltaPatches)
+	}
+	newImg, _ := os.ReadFile(filepath.Join(res.Dir, s.UpdateImage.SignedImage))
+	for _, d := range s.DeltaPatches {
+		if d.Savings <= 50 || d.SavingsBytes != d.FullSize-d.Size {
+			t.Errorf("%s: savings %.2f%% (%d bytes)", d.FromVersion, d.Savings, d.SavingsBytes)
+		}
+		old, _ := os.ReadFile(filepath.Join(rel, d.FromVersion, "app-"+d.FromVersion+".signed.bin"))
+		patch, _ := os.ReadFile(filepath.Join(res.Dir, d.PatchFile))
+		pt, err := delta.Parse(patch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		if err := pt.Apply(old, &got); err != nil || !bytes.Equal(got.Bytes(), newImg) {
+			t.Fatalf("%s: patch does not rebuild the new image: %v", d.FromVersion, err)
+		}
+	}
+	// A damaged base release is refused rather than diffed against.
+	base := filepath.Join(rel, "1.2.0", "app-1.2.0.signed.bin")
+	b, _ := os.ReadFile(base)
+	b[100] ^= 1
+	os.WriteFile(base, b, 0o644)
+	if _, err := Build(context.Background(), Options{Firmware: writeFirmware(t, dir, "3.bin", firmware(30_000, 9)),
+		Version: version.MustParse("3.0.0"), ImageSigner: key, Releases: rel}); err == nil || !strings.Contains(err.Error(), "damaged base") {
+		t.Fatalf("damaged base: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(rel, "3.0.0")); !os.IsNotExist(err) {
+		t.Fatal("failed run left a release")
+	}
 }

@@ -26,9 +26,11 @@ type Summary struct {
 // UpdateImage describes the full image: the signed MCUboot image and the
 // package devices download.
 type UpdateImage struct {
+	Version      string `json:"version"`
 	File         string `json:"file"` // the .update package
 	Size         int64  `json:"size"`
 	SHA256       string `json:"sha256"`
+	Hash         string `json:"hash"` // "sha256:" + SHA256, as in the manifest
 	SignedImage  string `json:"signedImage"`
 	ImageSize    int64  `json:"imageSize"`
 	ImageSHA256  string `json:"imageSha256"`

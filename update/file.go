@@ -50,6 +50,7 @@ func UnpackFile(output, input string, key []byte) (*Header, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", input, err)
 	}
+	defer r.Close()
 	err = writeAtomic(output, func(f *os.File) error {
 		if _, err := io.Copy(f, r); err != nil {
 			return fmt.Errorf("%s: %w", input, err)

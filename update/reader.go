@@ -231,3 +231,6 @@ func CheckStored(r io.Reader) (*Header, error) {
 	}
 	return h, nil
 }
+
+// Close releases the decompressor. It does not close the underlying reader.
+func (r *Reader) Close() error { return r.zr.Close() }

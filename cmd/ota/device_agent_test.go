@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -63,7 +64,7 @@ func TestDeviceInstall(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
-	for _, want := range []string{"DOWNLOADING", "VERIFYING", "APPLYING", "PENDING_REBOOT", "TESTING", "CONFIRMED", "state CONFIRMED, running 1.2.0+0"} {
+	for _, want := range []string{"DOWNLOADING", "VERIFYING", "APPLYING", "PENDING_REBOOT", "TESTING", "CONFIRMED", "state CONFIRMED, running 1.2.0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -104,12 +105,56 @@ func TestDeviceRunFileServer(t *testing.T) {
 	args := r.deviceArgs("device", "run", "--manifest-url", srv.URL+"/manifest.json", "--once",
 		"--manifest-key", filepath.Join(r.keys, "ecdsa-p256.pub.pem"))
 	code, out, errs := runOTA(t, args...)
-	if code != 0 || !strings.Contains(out, "state CONFIRMED, running 1.2.0+0") {
+	if code != 0 || !strings.Contains(out, "state CONFIRMED, running 1.2.0") {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
 	// Once up to date, a second run finds nothing to do.
 	code, out, errs = runOTA(t, args...)
-	if code != 0 || strings.Contains(out, "DOWNLOADING") || !strings.Contains(out, "running 1.2.0+0") {
+	if code != 0 || strings.Contains(out, "DOWNLOADING") || !strings.Contains(out, "running 1.2.0") {
 		t.Fatalf("second run: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// The whole chain through the CLI: ota release makes 1.1.0 and 1.2.0 (with
+// a delta), a simulated MCUboot device starts on 1.1.0, and ota device run
+// fetches the delta from a plain file server, swaps, confirms.
+func TestDeviceRunReleaseDeltaOnFlash(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(testutil.SharedDir(t), "testdata/imgtool/keys")
+	p := func(name string) string { return filepath.Join(dir, name) }
+	fw := make([]byte, 60<<10)
+	rand.Read(fw)
+	os.WriteFile(p("fw1.bin"), fw, 0o644)
+	copy(fw[3000:], "version 1.2.0 changes")
+	os.WriteFile(p("fw2.bin"), fw, 0o644)
+	os.WriteFile(p("aes.key"), []byte("00112233445566778899aabbccddeeff\n"), 0o600)
+	must := func(args ...string) string {
+		t.Helper()
+		code, out, errs := runOTA(t, args...)
+		if code != 0 {
+			t.Fatalf("ota %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
+		}
+		return out
+	}
+	for _, v := range [][2]string{{"1.1.0", "fw1.bin"}, {"1.2.0", "fw2.bin"}} {
+		must("release", "--firmware", p(v[1]), "--version", v[0], "--key", filepath.Join(keys, "ed25519.pem"),
+			"--manifest-key", filepath.Join(keys, "ecdsa-p256.pem"), "--releases", p("R"), "--encrypt-key", p("aes.key"))
+	}
+	must("device", "init", "--flash", p("dev.flash"), "--mode", "swap-scratch",
+		"--image", p("R/1.1.0/app-1.1.0.signed.bin"), "--key", filepath.Join(keys, "ed25519.pub.pem"))
+	srv := httptest.NewServer(http.FileServer(http.Dir(p("R"))))
+	defer srv.Close()
+	out := must("device", "run", "--flash", p("dev.flash"), "--manifest-url", srv.URL+"/1.2.0/manifest.json", "--once",
+		"-k", filepath.Join(keys, "ed25519.pub.pem"), "--manifest-key", filepath.Join(keys, "ecdsa-p256.pub.pem"),
+		"--package-key", p("aes.key"))
+	delta, err := os.Stat(p("R/1.2.0/app-1.1.0-to-1.2.0.update"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, fmt.Sprintf("%d/%d bytes", delta.Size(), delta.Size())) || !strings.Contains(out, "state CONFIRMED, running 1.2.0") {
+		t.Fatalf("device run did not install the delta:\n%s", out)
+	}
+	if st := must("device", "status", "--flash", p("dev.flash")); !strings.Contains(st, "1.2.0") {
+		t.Fatalf("status:\n%s", st)
 	}
 }

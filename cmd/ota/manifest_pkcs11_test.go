@@ -79,3 +79,15 @@ func TestManifestPKCS11(t *testing.T) {
 	runOTAExpect(t, 0, "keys", "rotate", "--new-key", uri, "--output", p("root.json"))
 	runOTAExpect(t, 0, "manifest", "verify", "--root", p("root.json"), p("manifest.json"))
 }
+
+// TestReleasePKCS11 runs the release pipeline with the image and manifest
+// signed inside SoftHSM2.
+func TestReleasePKCS11(t *testing.T) {
+	uri, pub := manifestSoftHSM(t)
+	dir := t.TempDir()
+	p := func(n ...string) string { return filepath.Join(append([]string{dir}, n...)...) }
+	os.WriteFile(p("fw.bin"), releaseFirmware(1), 0o644)
+	runOTAExpect(t, 0, "release", "--firmware", p("fw.bin"), "--version", "2.0.0+1", "--key", uri, "--releases", p("rel"))
+	runOTAExpect(t, 0, "verify", "-k", pub, p("rel", "2.0.0+1", "app-2.0.0+1.signed.bin"))
+	runOTAExpect(t, 0, "manifest", "verify", "--key", pub, p("rel", "2.0.0+1", "manifest.json"))
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -47,7 +48,8 @@ func newPackageCmd() *cobra.Command {
 
 Flags or --config image.json (the imageConfig shape: type, input, output,
 version{major,minor,patch,build}, compression, encryption{algorithm,keyFile});
-flags given explicitly override the config file.`,
+paths in the config are relative to the config file; flags given explicitly
+override the config file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if config != "" {
@@ -132,15 +134,23 @@ func applyImageConfig(cmd *cobra.Command, path string, typ, input, output, ver, 
 			*dst = v
 		}
 	}
+	// Paths in the config are relative to the config file, as in tsconfig
+	// or Cargo.toml, so the file works from any directory.
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(filepath.Dir(path), p)
+	}
 	set("type", typ, c.Type)
-	set("input", input, c.Input)
-	set("output", output, c.Output)
+	set("input", input, rel(c.Input))
+	set("output", output, rel(c.Output))
 	v := version.Version{Major: c.Version.Major, Minor: c.Version.Minor, Revision: c.Version.Patch, Build: c.Version.Build}
 	set("version", ver, v.String())
 	set("compression", comp, c.Compression)
 	if c.Encryption != nil {
 		set("encrypt", enc, c.Encryption.Algorithm)
-		set("key-file", keyFile, c.Encryption.KeyFile)
+		set("key-file", keyFile, rel(c.Encryption.KeyFile))
 	}
 	return nil
 }

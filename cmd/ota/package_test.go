@@ -50,9 +50,10 @@ func TestPackageCLI(t *testing.T) {
 	}
 
 	// The spec's imageConfig shape.
-	cfg := `{"type":"delta","input":"` + p("app.bin") + `","output":"` + p("cfg.update") + `",
+	// Relative paths resolve against the config file's directory.
+	cfg := `{"type":"delta","input":"app.bin","output":"cfg.update",
 	  "version":{"major":1,"minor":2,"patch":0,"build":456},"compression":"lzma",
-	  "encryption":{"algorithm":"aes-128-ctr","keyFile":"` + p("key.bin") + `"}}`
+	  "encryption":{"algorithm":"aes-128-ctr","keyFile":"key.bin"}}`
 	os.WriteFile(p("image.json"), []byte(cfg), 0o644)
 	runOTAExpect(t, 0, "package", "--config", p("image.json"), "--base-version", "1.1.0")
 	info = runOTAExpect(t, 0, "package", "info", "--json", p("cfg.update"))

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -69,7 +71,10 @@ complete; re-running with the same firmware and version leaves it as it is.`,
 			}
 			var done func()
 			o.Progress, done = releaseProgress(cmd.ErrOrStderr())
-			res, err := release.Build(o)
+			// An interrupted run removes its temporary folder.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+			defer stop()
+			res, err := release.Build(ctx, o)
 			done()
 			if err != nil {
 				return err
@@ -83,7 +88,7 @@ complete; re-running with the same firmware and version leaves it as it is.`,
 			fmt.Fprintf(w, "%s: release %s, sequence %d\n", res.Dir, s.Version, res.Sequence)
 			fmt.Fprintf(w, "  full:  %s (%d bytes; signed image %d bytes)\n", s.UpdateImage.File, s.UpdateImage.Size, s.UpdateImage.ImageSize)
 			for _, d := range s.DeltaPatches {
-				fmt.Fprintf(w, "  delta: %s (%d bytes, %.2f%% smaller than the full package)\n", d.File, d.Size, d.Savings)
+				fmt.Fprintf(w, "  delta: %s (%d bytes, saves %.2f%% of the full package)\n", d.File, d.Size, d.Savings)
 			}
 			fmt.Fprintf(w, "  manifest: %s, release.json, %d artifacts\n", s.Manifest.File, len(s.Artifacts))
 			return nil

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/otakit/otakit/codec"
+	"github.com/otakit/otakit/delta"
+	"github.com/otakit/otakit/internal/testutil"
 )
 
 // Return codes of otadelta.h the tests expect.
@@ -274,6 +276,27 @@ func TestMutations(t *testing.T) {
 			}{fmt.Sprintf("%s/bs%d", codecName(id), bs), old, p})
 		}
 	}
+	// Real diff output: the smallest corpus pair through delta.Create.
+	for _, p := range testutil.CorpusPairs(t) {
+		if !strings.HasPrefix(p.Name, "nrf52840") {
+			continue
+		}
+		pold, pnew := readPair(t, p)
+		for _, name := range []string{"none", "heatshrink"} {
+			c, err := codec.Lookup(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pt, err := delta.Create(pold, pnew, &delta.Options{Layout: delta.LayoutStream, Codec: c, BlockSize: 8192})
+			if err != nil {
+				t.Fatal(err)
+			}
+			seeds = append(seeds, struct {
+				name     string
+				old, pat []byte
+			}{"create/" + p.Name + "/" + name, pold, pt})
+		}
+	}
 	seeds = append(seeds, fuzzSeeds(t, old)...)
 	dir := t.TempDir()
 	for i, s := range seeds {
@@ -282,6 +305,7 @@ func TestMutations(t *testing.T) {
 			os.WriteFile(oldPath, s.old, 0o644)
 			os.WriteFile(patchPath, s.pat, 0o644)
 			out := runRaw(t, san, "mutate", oldPath, patchPath, "400", fmt.Sprint(i+1))
+			t.Log(strings.TrimSpace(out))
 			if !strings.Contains(out, "refused") {
 				t.Fatalf("unexpected output %q", out)
 			}

@@ -1,0 +1,325 @@
+package delta
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/otakit/otakit/codec"
+)
+
+// Errors returned when reading or applying patches.
+var (
+	ErrFormat         = errors.New("delta: malformed patch")
+	ErrSourceMismatch = errors.New("delta: source does not match the patch")
+	ErrTargetMismatch = errors.New("delta: result does not match the patch's target hash")
+	ErrUnknownFormat  = errors.New("delta: unknown patch format")
+)
+
+func formatErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrFormat}, args...)...)
+}
+
+// Patch is a parsed native patch: header, block table and block bodies.
+type Patch struct {
+	Header Header
+	Blocks []Block
+	data   []byte // the block bodies, back to back
+	starts []int  // offset of each block body in data
+}
+
+// maxDecodedPerTarget bounds a block's decoded size per target byte: one
+// instruction per byte at worst costs a 5-byte head, 5-byte offset and 1
+// data byte.
+const maxDecodedPerTarget = 11
+
+// Parse checks and decodes a native patch's header and block table. It does
+// not decompress anything; sizes are checked against the patch length before
+// anything is allocated.
+func Parse(patch []byte) (*Patch, error) {
+	if len(patch) < 4 || string(patch[:4]) != Magic {
+		return nil, formatErr("bad magic (not a native otakit patch)")
+	}
+	if len(patch) < fixedHeaderLen+2 {
+		return nil, formatErr("truncated header (%d bytes)", len(patch))
+	}
+	if patch[4] != Version {
+		return nil, formatErr("unsupported version %d", patch[4])
+	}
+	le := binary.LittleEndian
+	h := Header{
+		Layout:     Layout(patch[5]),
+		Codec:      codec.ID(patch[6]),
+		SourceSize: int64(le.Uint32(patch[8:])),
+		TargetSize: int64(le.Uint32(patch[12:])),
+		BlockSize:  int(le.Uint32(patch[80:])),
+		ApplierRAM: le.Uint32(patch[84:]),
+	}
+	if h.Layout != LayoutStream && h.Layout != LayoutSplit {
+		return nil, formatErr("unknown layout %d", patch[5])
+	}
+	if patch[7] != 0 {
+		return nil, formatErr("reserved flags 0x%02x set", patch[7])
+	}
+	if _, err := codec.ByID(h.Codec); err != nil {
+		return nil, formatErr("%v", err)
+	}
+	copy(h.SourceSHA256[:], patch[16:48])
+	copy(h.TargetSHA256[:], patch[48:80])
+	if h.BlockSize <= 0 || h.BlockSize > 1<<31-1 {
+		return nil, formatErr("block size %d out of range", h.BlockSize)
+	}
+	p := fixedHeaderLen
+	n := int(patch[p])
+	p++
+	if len(patch) < p+n+1 {
+		return nil, formatErr("truncated source version")
+	}
+	h.SourceVersion = string(patch[p : p+n])
+	p += n
+	n = int(patch[p])
+	p++
+	if len(patch) < p+n {
+		return nil, formatErr("truncated target version")
+	}
+	h.TargetVersion = string(patch[p : p+n])
+	p += n
+	nblocks := (h.TargetSize + int64(h.BlockSize) - 1) / int64(h.BlockSize)
+	if int64(len(patch)-p) < nblocks*tableEntryLen {
+		return nil, formatErr("block table of %d entries runs past the end (target size %d)", nblocks, h.TargetSize)
+	}
+	pt := &Patch{Header: h, Blocks: make([]Block, nblocks), starts: make([]int, nblocks)}
+	for i := range pt.Blocks {
+		e := patch[p+i*tableEntryLen:]
+		pt.Blocks[i] = Block{PackedSize: le.Uint32(e), SourcePos: le.Uint32(e[4:]), CRC32: le.Uint32(e[8:])}
+	}
+	p += int(nblocks) * tableEntryLen
+	pt.data = patch[p:]
+	off := int64(0)
+	for i, b := range pt.Blocks {
+		pt.starts[i] = int(off)
+		off += int64(b.PackedSize)
+		if off > int64(len(pt.data)) {
+			return nil, formatErr("block %d runs past the end of the patch", i)
+		}
+		if int64(b.SourcePos) > h.SourceSize {
+			return nil, formatErr("block %d starts at source offset %d past the source size %d", i, b.SourcePos, h.SourceSize)
+		}
+	}
+	if off != int64(len(pt.data)) {
+		return nil, formatErr("%d trailing bytes after the last block", int64(len(pt.data))-off)
+	}
+	return pt, nil
+}
+
+// CheckSource reports whether old is the source the patch was made for.
+func (pt *Patch) CheckSource(old []byte) error {
+	if int64(len(old)) != pt.Header.SourceSize {
+		return fmt.Errorf("%w: size %d, patch expects %d", ErrSourceMismatch, len(old), pt.Header.SourceSize)
+	}
+	if sha256.Sum256(old) != pt.Header.SourceSHA256 {
+		return fmt.Errorf("%w: SHA-256 differs", ErrSourceMismatch)
+	}
+	return nil
+}
+
+// ResumePoint returns the index of the first block that partial, the target
+// bytes written by an interrupted apply, does not hold intact (by each
+// block's CRC-32). ApplyFrom(old, ResumePoint(partial), ...) then continues
+// without redoing verified blocks.
+func (pt *Patch) ResumePoint(partial []byte) int {
+	bs := pt.Header.BlockSize
+	for i, b := range pt.Blocks {
+		start := int64(i) * int64(bs)
+		end := min(start+int64(bs), pt.Header.TargetSize)
+		if end > int64(len(partial)) || crc32.ChecksumIEEE(partial[start:end]) != b.CRC32 {
+			return i
+		}
+	}
+	return len(pt.Blocks)
+}
+
+// Apply checks old against the patch, writes the target to w and checks the
+// target's SHA-256. On a mismatch w has received bytes that must be
+// discarded; use a temporary file (as the ota command does).
+func (pt *Patch) Apply(old []byte, w io.Writer) error {
+	if err := pt.CheckSource(old); err != nil {
+		return err
+	}
+	hw := sha256.New()
+	if err := pt.ApplyFrom(old, 0, io.MultiWriter(w, hw)); err != nil {
+		return err
+	}
+	if !bytes.Equal(hw.Sum(nil), pt.Header.TargetSHA256[:]) {
+		return ErrTargetMismatch
+	}
+	return nil
+}
+
+// ApplyFrom writes the target bytes from block first onwards to w, checking
+// each block's CRC-32. It does not check hashes of the whole images.
+func (pt *Patch) ApplyFrom(old []byte, first int, w io.Writer) error {
+	if int64(len(old)) != pt.Header.SourceSize {
+		return fmt.Errorf("%w: size %d, patch expects %d", ErrSourceMismatch, len(old), pt.Header.SourceSize)
+	}
+	if first < 0 || first > len(pt.Blocks) {
+		return fmt.Errorf("delta: resume block %d out of range 0..%d", first, len(pt.Blocks))
+	}
+	c, err := codec.ByID(pt.Header.Codec)
+	if err != nil {
+		return err
+	}
+	bs := pt.Header.BlockSize
+	out := make([]byte, 0, min(int64(bs), pt.Header.TargetSize))
+	for i := first; i < len(pt.Blocks); i++ {
+		tlen := int(min(int64(bs), pt.Header.TargetSize-int64(i)*int64(bs)))
+		body := pt.data[pt.starts[i] : pt.starts[i]+int(pt.Blocks[i].PackedSize)]
+		plain, err := decodeBlock(c, body, maxDecodedPerTarget*tlen+32)
+		if err != nil {
+			return fmt.Errorf("block %d: %w", i, err)
+		}
+		out, err = runBlock(out[:0], old, plain, int(pt.Blocks[i].SourcePos), tlen, pt.Header.Layout)
+		if err != nil {
+			return fmt.Errorf("block %d: %w", i, err)
+		}
+		if crc32.ChecksumIEEE(out) != pt.Blocks[i].CRC32 {
+			return fmt.Errorf("%w: block %d CRC-32 differs", ErrTargetMismatch, i)
+		}
+		if _, err := w.Write(out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func decodeBlock(c codec.Codec, body []byte, limit int) ([]byte, error) {
+	if c.ID() == codec.None {
+		if len(body) > limit {
+			return nil, formatErr("block holds %d bytes, more than its target can use", len(body))
+		}
+		return body, nil
+	}
+	r, err := c.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return nil, formatErr("codec: %v", err)
+	}
+	defer r.Close()
+	plain, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return nil, formatErr("codec: %v", err)
+	}
+	if len(plain) > limit {
+		return nil, formatErr("block decodes to more than %d bytes", limit)
+	}
+	return plain, nil
+}
+
+// instrReader reads instructions from a control stream.
+type instrReader struct {
+	b []byte
+	p int
+}
+
+func (r *instrReader) uvarint() (uint64, error) {
+	v, n := binary.Uvarint(r.b[r.p:])
+	if n <= 0 {
+		return 0, formatErr("truncated or overlong varint at byte %d", r.p)
+	}
+	r.p += n
+	return v, nil
+}
+
+func (r *instrReader) varint() (int64, error) {
+	v, n := binary.Varint(r.b[r.p:])
+	if n <= 0 {
+		return 0, formatErr("truncated or overlong varint at byte %d", r.p)
+	}
+	r.p += n
+	return v, nil
+}
+
+// runBlock executes one block's instructions, appending tlen target bytes to out.
+func runBlock(out, old, plain []byte, sp, tlen int, layout Layout) ([]byte, error) {
+	ctrl := &instrReader{b: plain}
+	var diff, lit *instrReader
+	if layout == LayoutSplit {
+		cl, err := ctrl.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		dl, err := ctrl.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		rest := uint64(len(plain) - ctrl.p)
+		if cl > rest || dl > rest-cl {
+			return nil, formatErr("section lengths %d+%d exceed the block's %d bytes", cl, dl, rest)
+		}
+		s := ctrl.p
+		ctrl = &instrReader{b: plain[s : s+int(cl)]}
+		diff = &instrReader{b: plain[s+int(cl) : s+int(cl+dl)]}
+		lit = &instrReader{b: plain[s+int(cl+dl):]}
+	} else {
+		diff, lit = ctrl, ctrl
+	}
+	start := len(out)
+	for len(out)-start < tlen {
+		if ctrl.p >= len(ctrl.b) {
+			return nil, formatErr("instructions end after %d of %d target bytes", len(out)-start, tlen)
+		}
+		v, err := ctrl.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		kind, n64 := opKind(v&3), v>>2
+		if n64 == 0 || n64 > uint64(tlen-(len(out)-start)) {
+			return nil, formatErr("instruction length %d invalid with %d target bytes left", n64, tlen-(len(out)-start))
+		}
+		n := int(n64)
+		switch kind {
+		case opCopy, opAdd:
+			d, err := ctrl.varint()
+			if err != nil {
+				return nil, err
+			}
+			np := int64(sp) + d
+			if np < 0 || np+int64(n) > int64(len(old)) {
+				return nil, formatErr("source range %d+%d outside the source's %d bytes", np, n, len(old))
+			}
+			sp = int(np)
+			src := old[sp : sp+n]
+			if kind == opCopy {
+				out = append(out, src...)
+			} else {
+				if len(diff.b)-diff.p < n {
+					return nil, formatErr("add data runs past the end of the block")
+				}
+				dd := diff.b[diff.p : diff.p+n]
+				diff.p += n
+				o := len(out)
+				out = append(out, src...)
+				dst := out[o:]
+				for i := range dst {
+					dst[i] += dd[i]
+				}
+			}
+			sp += n
+		case opInsert:
+			if len(lit.b)-lit.p < n {
+				return nil, formatErr("literal data runs past the end of the block")
+			}
+			out = append(out, lit.b[lit.p:lit.p+n]...)
+			lit.p += n
+		default:
+			return nil, formatErr("reserved instruction %d", kind)
+		}
+	}
+	if ctrl.p != len(ctrl.b) || (layout == LayoutSplit && (diff.p != len(diff.b) || lit.p != len(lit.b))) {
+		return nil, formatErr("unused data after the block's last instruction")
+	}
+	return out, nil
+}

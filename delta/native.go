@@ -1,0 +1,252 @@
+package delta
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/otakit/otakit/codec"
+)
+
+// Magic starts every native patch.
+const Magic = "OTAD"
+
+// Version is the native format version this package writes and reads.
+const Version = 1
+
+// DefaultBlockSize is the default restart interval in target bytes.
+const DefaultBlockSize = 64 << 10
+
+// Layout says how instructions and their data are arranged in a block.
+type Layout uint8
+
+const (
+	// LayoutStream interleaves instructions and data so an applier parses a
+	// block as it arrives with no patch buffer (microcontrollers).
+	LayoutStream Layout = 0
+	// LayoutSplit groups control, add-difference and literal bytes into
+	// sections, which compress better; the applier buffers one block.
+	LayoutSplit Layout = 1
+)
+
+func (l Layout) String() string {
+	switch l {
+	case LayoutStream:
+		return "stream"
+	case LayoutSplit:
+		return "split"
+	}
+	return fmt.Sprintf("layout(%d)", uint8(l))
+}
+
+const (
+	fixedHeaderLen = 88
+	tableEntryLen  = 12
+	maxVersionLen  = 255
+	maxImageSize   = 1<<32 - 1
+)
+
+// Header is the decoded header of a native patch.
+type Header struct {
+	Layout        Layout
+	Codec         codec.ID
+	SourceSize    int64
+	TargetSize    int64
+	SourceSHA256  [32]byte
+	TargetSHA256  [32]byte
+	BlockSize     int
+	ApplierRAM    uint32
+	SourceVersion string
+	TargetVersion string
+}
+
+// Block is one entry of the block table: a restart point.
+type Block struct {
+	PackedSize uint32 // bytes of the block in the patch
+	SourcePos  uint32 // source pointer at the block's start
+	CRC32      uint32 // CRC-32 (IEEE) of the target bytes the block produces
+}
+
+// Options control Create.
+type Options struct {
+	// Layout of the instruction stream; LayoutSplit gives the smallest patches.
+	Layout Layout
+	// Codec compresses each block; nil picks whichever of lzma and zstd
+	// gives the smaller patch.
+	Codec codec.Codec
+	// BlockSize is the restart interval in target bytes; 0 means DefaultBlockSize.
+	BlockSize int
+	// SourceVersion and TargetVersion are stored in the header (≤255 bytes each).
+	SourceVersion, TargetVersion string
+}
+
+// ErrTooLarge is returned for images or fields beyond the format's limits.
+var ErrTooLarge = errors.New("delta: too large for the native format")
+
+// Create returns a native patch that turns old into new.
+func Create(old, new []byte, opt *Options) ([]byte, error) {
+	if opt == nil {
+		opt = &Options{Layout: LayoutSplit}
+	}
+	if len(old) > maxImageSize || len(new) > maxImageSize || len(old) >= 1<<31-1 || len(new) >= 1<<31-1 {
+		return nil, fmt.Errorf("%w: images must be under 2 GiB", ErrTooLarge)
+	}
+	if len(opt.SourceVersion) > maxVersionLen || len(opt.TargetVersion) > maxVersionLen {
+		return nil, fmt.Errorf("%w: version strings are limited to %d bytes", ErrTooLarge, maxVersionLen)
+	}
+	cands := []codec.Codec{opt.Codec}
+	if opt.Codec == nil {
+		cands = nil
+		for _, name := range []string{"lzma", "zstd"} {
+			c, err := codec.Lookup(name)
+			if err != nil {
+				return nil, err
+			}
+			cands = append(cands, c)
+		}
+	}
+	if opt.Layout != LayoutStream && opt.Layout != LayoutSplit {
+		return nil, fmt.Errorf("delta: unknown layout %d", opt.Layout)
+	}
+	bs := opt.BlockSize
+	if bs <= 0 {
+		bs = DefaultBlockSize
+	}
+	ops := diffOps(old, new, defaultTuning)
+	var best []byte
+	for _, c := range cands {
+		p, err := encodeNative(old, new, ops, opt.Layout, c, bs, opt.SourceVersion, opt.TargetVersion)
+		if err != nil {
+			return nil, err
+		}
+		if best == nil || len(p) < len(best) {
+			best = p
+		}
+	}
+	return best, nil
+}
+
+func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs int, sv, tv string) ([]byte, error) {
+	h := Header{
+		Layout: layout, Codec: c.ID(), SourceSize: int64(len(old)), TargetSize: int64(len(new)),
+		SourceSHA256: sha256.Sum256(old), TargetSHA256: sha256.Sum256(new),
+		BlockSize: bs, SourceVersion: sv, TargetVersion: tv,
+	}
+	nblocks := (len(new) + bs - 1) / bs
+	table := make([]Block, nblocks)
+	var body bytes.Buffer
+	var ctrl, diff, lit, plain []byte
+	var tmp [binary.MaxVarintLen64]byte
+	maxDecoded, window := 0, 0
+	sp, oi, consumed := 0, 0, 0 // consumed: bytes of ops[oi] already emitted
+	for b := 0; b < nblocks; b++ {
+		start := b * bs
+		end := min(start+bs, len(new))
+		table[b].SourcePos = uint32(sp)
+		table[b].CRC32 = crc32.ChecksumIEEE(new[start:end])
+		ctrl, diff, lit, plain = ctrl[:0], diff[:0], lit[:0], plain[:0]
+		t := start
+		for t < end {
+			o := ops[oi]
+			n := min(o.n-consumed, end-t)
+			src := o.src + consumed
+			head := binary.PutUvarint(tmp[:], uint64(n)<<2|uint64(o.kind))
+			var field []byte
+			field = append(field, tmp[:head]...)
+			if o.kind != opInsert {
+				k := binary.PutVarint(tmp[:], int64(src-sp))
+				field = append(field, tmp[:k]...)
+				sp = src + n
+			}
+			var data []byte
+			switch o.kind {
+			case opAdd:
+				data = make([]byte, n)
+				for i := range data {
+					data[i] = new[t+i] - old[src+i]
+				}
+			case opInsert:
+				data = new[t : t+n]
+			}
+			if layout == LayoutStream {
+				plain = append(plain, field...)
+				plain = append(plain, data...)
+			} else {
+				ctrl = append(ctrl, field...)
+				if o.kind == opAdd {
+					diff = append(diff, data...)
+				} else {
+					lit = append(lit, data...)
+				}
+			}
+			t += n
+			consumed += n
+			if consumed == o.n {
+				oi++
+				consumed = 0
+			}
+		}
+		if layout == LayoutSplit {
+			k := binary.PutUvarint(tmp[:], uint64(len(ctrl)))
+			plain = append(plain, tmp[:k]...)
+			k = binary.PutUvarint(tmp[:], uint64(len(diff)))
+			plain = append(plain, tmp[:k]...)
+			plain = append(plain, ctrl...)
+			plain = append(plain, diff...)
+			plain = append(plain, lit...)
+		}
+		maxDecoded = max(maxDecoded, len(plain))
+		before := body.Len()
+		w, err := c.NewWriter(&body)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := w.Write(plain); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		if body.Len()-before > maxImageSize {
+			return nil, ErrTooLarge
+		}
+		table[b].PackedSize = uint32(body.Len() - before)
+		if c.ID() == codec.Heatshrink && body.Len() > before {
+			// The stream's first byte is W<<4|L; the decoder keeps 2^W bytes.
+			window = max(window, 1<<(body.Bytes()[before]>>4))
+		}
+	}
+	if layout == LayoutSplit {
+		h.ApplierRAM = uint32(maxDecoded)
+	} else {
+		// A streaming applier keeps the block table (it arrives before the
+		// blocks) and the codec's window.
+		h.ApplierRAM = uint32(tableEntryLen*nblocks + window)
+	}
+	out := h.appendTo(nil, table)
+	return append(out, body.Bytes()...), nil
+}
+
+func (h *Header) appendTo(b []byte, table []Block) []byte {
+	b = append(b, Magic...)
+	b = append(b, Version, byte(h.Layout), byte(h.Codec), 0)
+	b = binary.LittleEndian.AppendUint32(b, uint32(h.SourceSize))
+	b = binary.LittleEndian.AppendUint32(b, uint32(h.TargetSize))
+	b = append(b, h.SourceSHA256[:]...)
+	b = append(b, h.TargetSHA256[:]...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(h.BlockSize))
+	b = binary.LittleEndian.AppendUint32(b, h.ApplierRAM)
+	b = append(b, byte(len(h.SourceVersion)))
+	b = append(b, h.SourceVersion...)
+	b = append(b, byte(len(h.TargetVersion)))
+	b = append(b, h.TargetVersion...)
+	for _, e := range table {
+		b = binary.LittleEndian.AppendUint32(b, e.PackedSize)
+		b = binary.LittleEndian.AppendUint32(b, e.SourcePos)
+		b = binary.LittleEndian.AppendUint32(b, e.CRC32)
+	}
+	return b
+}

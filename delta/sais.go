@@ -1,0 +1,163 @@
+package delta
+
+// This file builds suffix arrays with SA-IS (Nong, Zhang and Chan, 2009):
+// linear time whatever the input, so 0xFF-padded or highly repetitive images
+// cost no more than random ones. Entries are int32; the extra memory besides
+// the array itself is one type flag per symbol and one bucket table per level.
+
+// suffixArray returns the suffix array of text: sa[i] is the start of the
+// i-th smallest suffix. text must be shorter than 2^31 bytes.
+func suffixArray(text []byte) []int32 {
+	sa := make([]int32, len(text))
+	if len(text) == 0 {
+		return sa
+	}
+	sais(text, sa, 256)
+	return sa
+}
+
+type symbol interface{ ~byte | ~int32 }
+
+// sais sorts the suffixes of s (symbols in [0,k)) into sa, which has len(s)
+// entries. The end of s acts as a unique smallest sentinel.
+func sais[T symbol](s []T, sa []int32, k int) {
+	n := len(s)
+	switch n {
+	case 0:
+		return
+	case 1:
+		sa[0] = 0
+		return
+	}
+	// S-type (true) or L-type (false) per position; s[n-1] is L-type
+	// because the virtual sentinel after it is smaller.
+	t := make([]bool, n)
+	for i := n - 2; i >= 0; i-- {
+		t[i] = s[i] < s[i+1] || (s[i] == s[i+1] && t[i+1])
+	}
+	isLMS := func(i int) bool { return i > 0 && t[i] && !t[i-1] }
+
+	bkt := make([]int32, k)
+	cnt := make([]int32, k)
+	for _, c := range s {
+		cnt[c]++
+	}
+	ends := func() {
+		var sum int32
+		for i := range cnt {
+			sum += cnt[i]
+			bkt[i] = sum
+		}
+	}
+	starts := func() {
+		var sum int32
+		for i := range cnt {
+			bkt[i] = sum
+			sum += cnt[i]
+		}
+	}
+	induce := func() {
+		starts()
+		sa[bkt[s[n-1]]] = int32(n - 1)
+		bkt[s[n-1]]++
+		for i := 0; i < n; i++ {
+			j := sa[i] - 1
+			if j >= 0 && !t[j] {
+				sa[bkt[s[j]]] = j
+				bkt[s[j]]++
+			}
+		}
+		ends()
+		for i := n - 1; i >= 0; i-- {
+			j := sa[i] - 1
+			if j >= 0 && t[j] {
+				bkt[s[j]]--
+				sa[bkt[s[j]]] = j
+			}
+		}
+	}
+
+	// Step 1: sort the LMS substrings by induction.
+	for i := range sa {
+		sa[i] = -1
+	}
+	ends()
+	for i := 1; i < n; i++ {
+		if isLMS(i) {
+			bkt[s[i]]--
+			sa[bkt[s[i]]] = int32(i)
+		}
+	}
+	induce()
+
+	// Step 2: name the sorted LMS substrings; equal substrings share a name.
+	m := 0
+	for i := 0; i < n; i++ {
+		if isLMS(int(sa[i])) {
+			sa[m] = sa[i]
+			m++
+		}
+	}
+	for i := m; i < n; i++ {
+		sa[i] = -1
+	}
+	name, prev := 0, -1
+	for i := 0; i < m; i++ {
+		pos := int(sa[i])
+		diff := false
+		for d := 0; ; d++ {
+			if prev < 0 || pos+d == n || prev+d == n || s[pos+d] != s[prev+d] || t[pos+d] != t[prev+d] {
+				diff = true
+				break
+			}
+			if d > 0 && (isLMS(pos+d) || isLMS(prev+d)) {
+				break
+			}
+		}
+		if diff {
+			name++
+			prev = pos
+		}
+		sa[m+pos/2] = int32(name - 1)
+	}
+	for i, j := n-1, n-1; i >= m; i-- {
+		if sa[i] >= 0 {
+			sa[j] = sa[i]
+			j--
+		}
+	}
+
+	// Step 3: sort the LMS suffixes, recursing when names repeat.
+	s1 := sa[n-m:]
+	sa1 := sa[:m]
+	if name < m {
+		sais(s1, sa1, name)
+	} else {
+		for i := 0; i < m; i++ {
+			sa1[s1[i]] = int32(i)
+		}
+	}
+	j := 0
+	for i := 1; i < n; i++ {
+		if isLMS(i) {
+			s1[j] = int32(i)
+			j++
+		}
+	}
+	for i := 0; i < m; i++ {
+		sa1[i] = s1[sa1[i]]
+	}
+
+	// Step 4: induce the full order from the sorted LMS suffixes.
+	for i := m; i < n; i++ {
+		sa[i] = -1
+	}
+	ends()
+	for i := m - 1; i >= 0; i-- {
+		p := sa[i]
+		sa[i] = -1
+		bkt[s[p]]--
+		sa[bkt[s[p]]] = p
+	}
+	induce()
+}
