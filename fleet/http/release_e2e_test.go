@@ -39,7 +39,7 @@ func TestPublishRealReleaseFolders(t *testing.T) {
 	rels := filepath.Join(dir, "releases")
 	var built []*release.Result
 	for i, v := range []string{"1.0.0", "1.1.0"} {
-		res, err := release.Build(release.Options{Firmware: fw("fw"+v, byte(0x50+i)), Version: version.MustParse(v),
+		res, err := release.Build(context.Background(), release.Options{Firmware: fw("fw"+v, byte(0x50+i)), Version: version.MustParse(v),
 			ImageSigner: key, Releases: rels, HardwareRevisions: []string{"rev-b"}, DeltasFrom: -1})
 		if err != nil {
 			t.Fatal(err)
