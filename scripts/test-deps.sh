@@ -16,6 +16,9 @@ need=(
   "/usr/share/python3-intelhex/hexinfo.py python3-intelhex"
   "node nodejs"
   "chromium chromium"
+  "mender mender-client"
+  "mender-artifact mender-artifact"
+  "unshare util-linux"
 )
 
 missing=()
