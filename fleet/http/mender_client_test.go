@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/otakit/otakit/fleet/blob"
 	fleethttp "github.com/otakit/otakit/fleet/http"
 	"github.com/otakit/otakit/fleet/sqlite"
+	"github.com/otakit/otakit/internal/testutil"
 )
 
 // menderEnv is a fleet server with the Mender API on loopback. Hook, when
@@ -104,25 +104,14 @@ func (me *menderEnv) requests(substr string) []string {
 	return out
 }
 
-// writeSingleFile builds a single-file Mender Artifact with Debian's
-// mender-artifact that installs payload as destDir/app.bin.
 func writeSingleFile(t *testing.T, name, deviceType, destDir string, payload []byte) string {
 	t.Helper()
-	if _, err := exec.LookPath("mender-artifact"); err != nil {
-		t.Fatal("mender-artifact not installed (scripts/test-deps.sh installs Debian's mender-artifact)")
-	}
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "dest_dir"), []byte(destDir+"\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "filename"), []byte("app.bin\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "app.bin"), payload, 0o644)
-	out := filepath.Join(t.TempDir(), "app-"+name+".mender")
-	cmd := exec.Command("mender-artifact", "write", "module-image", "-T", "single-file", "-n", name, "-t", deviceType,
-		"-o", out, "-f", "dest_dir", "-f", "filename", "-f", "app.bin")
-	cmd.Dir = dir
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("mender-artifact: %v\n%s", err, b)
-	}
-	return out
+	return testutil.WriteSingleFileArtifact(t, t.TempDir(), name, deviceType, destDir, payload)
+}
+
+func waitFor(t *testing.T, mc *testutil.MenderClient, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	testutil.WaitMender(t, mc, what, d, cond)
 }
 
 // publishMender publishes a release folder holding only the artifact.
@@ -139,106 +128,6 @@ func (me *menderEnv) publishMender(path string) *fleet.Release {
 		me.t.Fatalf("publish %s: %v", path, err)
 	}
 	return rel
-}
-
-// menderClient is a running Debian mender-client daemon.
-type menderClient struct {
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-// startMenderClient runs `mender daemon` against url. mender-client 3.4
-// reads the current artifact name from /etc/mender/artifact_info and the
-// identity from /usr/share/mender/identity/mender-device-identity — fixed
-// paths, not configurable — so the daemon runs in a private mount
-// namespace (unshare -m) where test directories are bind-mounted over those
-// two; the host's files are never touched. Everything else (config, state
-// database, module work dirs) lives in the test's temp dir.
-func startMenderClient(t *testing.T, url, deviceType, artifactName, mac string) *menderClient {
-	t.Helper()
-	for _, tool := range []string{"mender", "unshare", "mount"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (scripts/test-deps.sh installs Debian's mender-client)", tool)
-		}
-	}
-	if _, err := os.Stat("/usr/share/mender/identity"); err != nil {
-		t.Fatalf("mender-client's identity directory is missing: %v", err)
-	}
-	root := t.TempDir()
-	etc, ident, data := filepath.Join(root, "etc"), filepath.Join(root, "identity"), filepath.Join(root, "data")
-	for _, d := range []string{etc, ident, data} {
-		os.MkdirAll(d, 0o755)
-	}
-	conf := fmt.Sprintf(`{"ServerURL": %q, "UpdatePollIntervalSeconds": 1, "InventoryPollIntervalSeconds": 2,
-		"RetryPollIntervalSeconds": 1, "RetryPollCount": 3, "DeviceTypeFile": %q, "DBus": {"Enabled": false}}`,
-		url, filepath.Join(data, "device_type"))
-	files := map[string]string{
-		filepath.Join(root, "mender.conf"):             conf,
-		filepath.Join(data, "device_type"):             "device_type=" + deviceType + "\n",
-		filepath.Join(etc, "artifact_info"):            "artifact_name=" + artifactName + "\n",
-		filepath.Join(ident, "mender-device-identity"): "#!/bin/sh\necho mac=" + mac + "\n",
-	}
-	for p, c := range files {
-		if err := os.WriteFile(p, []byte(c), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	script := fmt.Sprintf(`mount --bind %q /etc/mender && mount --bind %q /usr/share/mender/identity && `+
-		`exec mender --config %q --data %q --no-syslog --log-level debug daemon`,
-		etc, ident, filepath.Join(root, "mender.conf"), data)
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
-	mc := &menderClient{cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = mc.log, mc.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting mender-client: %v", err)
-	}
-	go func() { cmd.Wait(); close(mc.done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-mc.done
-		if t.Failed() {
-			t.Logf("mender-client log (tail):\n%s", tail(mc.log.String(), 6000))
-		}
-	})
-	return mc
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-// waitFor polls cond every 100 ms until it holds, the client exits, or
-// the deadline passes.
-func waitFor(t *testing.T, mc *menderClient, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		select {
-		case <-mc.done:
-			t.Fatalf("mender-client exited while waiting for %s", what)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func (me *menderEnv) execution(dep string) *fleet.Execution {
@@ -268,7 +157,7 @@ func TestMenderClient(t *testing.T) {
 	ctx := context.Background()
 	dest := t.TempDir()
 	const devType = "otakit-qemu"
-	mc := startMenderClient(t, me.url, devType, "1.0.0", "52:54:00:12:34:56")
+	mc := testutil.StartMenderClient(t, me.url, devType, "1.0.0", "52:54:00:12:34:56")
 	wantID, _, _ := fleethttp.MenderDeviceID(`{"mac":"52:54:00:12:34:56"}`)
 
 	// 1. The device asks to join and waits: 401 until an admin accepts.
@@ -370,7 +259,7 @@ func TestMenderClient(t *testing.T) {
 		return len(me.requests(dep3+"/status 409")) > 0
 	})
 	waitFor(t, mc, "the client to note the abort", 20*time.Second, func() bool {
-		return strings.Contains(mc.log.String(), "aborted")
+		return strings.Contains(mc.Log(), "aborted")
 	})
 	time.Sleep(3 * time.Second) // several poll intervals
 	if e := me.execution(dep3); e.State != fleet.ExecCanceled {
