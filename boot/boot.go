@@ -118,6 +118,7 @@ const (
 	Secondary Slot = 1
 )
 
+// String names the slot.
 func (s Slot) String() string {
 	if s == Primary {
 		return "primary"
@@ -200,10 +201,15 @@ type Image struct {
 	SHA256          []byte // SHA-256 of the Size bytes, to tell images apart
 }
 
-// hdrErased reports whether the slot's header area is erased: no image.
-func (l *Loader) hdrErased(a *area) bool {
-	ok, err := a.isErased(0, 32)
-	return err == nil && ok
+// noBootable reports whether the slot holds no bootable image: its
+// header is erased, or flagged non-bootable (MCUboot's
+// FIH_NO_BOOTABLE_IMAGE, which leaves the slot alone).
+func (l *Loader) noBootable(a *area) bool {
+	if ok, err := a.isErased(0, 32); err == nil && ok {
+		return true
+	}
+	img, err := mcuboot.Parse(a, int64(a.size))
+	return err == nil && img.Header.Flags&mcuboot.FlagNonBootable != 0
 }
 
 // validate is boot_validate_slot: structure, hash, signature, security
@@ -500,7 +506,7 @@ func (l *Loader) revalidate(res *Result, st SwapType) (SwapType, error) {
 	if st != SwapTest && st != SwapPerm && st != SwapRevert {
 		return SwapNone, nil
 	}
-	if l.hdrErased(l.sec) {
+	if l.noBootable(l.sec) {
 		return SwapNone, nil
 	}
 	if _, err := l.validate(l.sec, l.tSec); err != nil {

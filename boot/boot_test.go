@@ -167,74 +167,87 @@ func TestPowerLossMatrix(t *testing.T) {
 		align  int
 		erased byte
 		small  bool // a new image that stays clear of the trailer's sectors
+		aged   bool // the device was updated before: used trailers, an image in slot B
+		bits   bool // torn erases flip random bits anywhere in the sector
 	}
-	cfgs := []cfg{{1, 0xFF, false}, {8, 0x00, false}, {32, 0xFF, false}, {8, 0xFF, true}}
+	cfgs := []cfg{{1, 0xFF, false, false, false}, {32, 0x00, false, false, false}, {8, 0xFF, true, false, false}, {4, 0xFF, false, true, false}, {8, 0xFF, false, false, true}}
 	if os.Getenv("OTA_LONG") != "" {
 		cfgs = nil
 		for _, a := range []int{1, 4, 8, 32} {
 			for _, e := range []byte{0xFF, 0x00} {
-				cfgs = append(cfgs, cfg{a, e, false}, cfg{a, e, true})
+				cfgs = append(cfgs, cfg{a, e, false, false, false}, cfg{a, e, true, false, false}, cfg{a, e, false, false, true})
 			}
+			cfgs = append(cfgs, cfg{a, 0xFF, false, true, false})
 		}
 	}
 	total, lostReverts := 0, 0
 	for _, mode := range modes {
-		for _, c := range cfgs {
-			if c.small && mode != layout.SwapScratch {
-				continue // only swap-scratch takes another path for small images
-			}
-			r := newRig(t, mode, c.align, c.erased, key, c.small)
-			for _, goal := range []string{"update", "revert"} {
-				// Reference run: how many operations the scenario takes.
-				dev := r.factory.Clone()
-				var cnt uint32
-				if _, err := r.drive(dev, goal, false, &cnt); err != nil {
-					t.Fatal(err)
+		t.Run(string(mode), func(t *testing.T) {
+			for _, c := range cfgs {
+				if c.small && mode != layout.SwapScratch {
+					continue // only swap-scratch takes another path for small images
 				}
-				ops := dev.Ops()
-				for cut := 1; cut <= ops; cut++ {
-					total++
+				r := newRig(t, mode, c.align, c.erased, key, c.small)
+				if c.aged {
+					r.age()
+				}
+				r.factory.TearBits(c.bits)
+				goals := []string{"update", "revert"}
+				if c.aged || os.Getenv("OTA_LONG") != "" {
+					goals = append(goals, "perm")
+				}
+				for _, goal := range goals {
+					// Reference run: how many operations the scenario takes.
 					dev := r.factory.Clone()
-					dev.CutPowerAt(cut, uint64(cut)*7919)
-					var counter uint32
-					_, err := r.drive(dev, goal, false, &counter)
-					if !errors.Is(err, flash.ErrPowerCut) {
-						t.Fatalf("%s %s cut %d/%d: drive ended with %v", r.name(), goal, cut, ops, err)
+					var cnt uint32
+					if _, err := r.drive(dev, goal, false, &cnt); err != nil {
+						t.Fatal(err)
 					}
-					dev.PowerOn()
-					out, err := r.drive(dev, goal, true, &counter)
-					if err != nil {
-						t.Fatalf("%s %s cut %d: after reboot: %v", r.name(), goal, cut, err)
-					}
-					slots := r.checkSlots(dev)
-					switch {
-					case goal == "update":
-						if out.final != "new" || !out.confirmed || out.counter != 2 {
-							t.Fatalf("%s update cut %d: ended %+v", r.name(), cut, out)
+					ops := dev.Ops()
+					for cut := 1; cut <= ops; cut++ {
+						total++
+						dev := r.factory.Clone()
+						dev.CutPowerAt(cut, uint64(cut)*7919)
+						var counter uint32
+						_, err := r.drive(dev, goal, false, &counter)
+						if !errors.Is(err, flash.ErrPowerCut) {
+							t.Fatalf("%s %s cut %d/%d: drive ended with %v", r.name(), goal, cut, ops, err)
 						}
-						if mode != layout.OverwriteOnly && slots[Secondary] != "old" {
-							t.Fatalf("%s update cut %d: secondary holds %q, want the old image", r.name(), cut, slots[Secondary])
+						dev.PowerOn()
+						out, err := r.drive(dev, goal, true, &counter)
+						if err != nil {
+							t.Fatalf("%s %s cut %d: after reboot: %v", r.name(), goal, cut, err)
 						}
-					case mode == layout.OverwriteOnly:
-						if out.final != "new" && out.final != "old" {
-							t.Fatalf("%s revert cut %d: ended %+v", r.name(), cut, out)
-						}
-					case out.final == "new":
-						// MCUboot keeps the test image when the cut tore
-						// copy_done or image_ok so that no revert is due.
-						st, _ := r.open(dev).Loader.Status()
-						if p := st[Primary].State; p.CopyDone != FlagBad && p.ImageOK != FlagBad && p.Magic == MagicGood {
-							t.Fatalf("%s revert cut %d: test image kept with trailer %+v", r.name(), cut, p)
-						}
-						lostReverts++
-					default:
-						if out.counter != 1 {
-							t.Fatalf("%s revert cut %d: counter %d", r.name(), cut, out.counter)
+						slots := r.checkSlots(dev)
+						switch {
+						case goal == "update" || goal == "perm":
+							if out.final != "new" || !out.confirmed || out.counter != 2 {
+								t.Fatalf("%s update cut %d: ended %+v", r.name(), cut, out)
+							}
+							if mode != layout.OverwriteOnly && slots[Secondary] != "old" {
+								t.Fatalf("%s update cut %d: secondary holds %q, want the old image", r.name(), cut, slots[Secondary])
+							}
+						case mode == layout.OverwriteOnly:
+							if out.final != "new" && out.final != "old" {
+								t.Fatalf("%s revert cut %d: ended %+v", r.name(), cut, out)
+							}
+						case out.final == "new":
+							// MCUboot keeps the test image when the cut tore
+							// copy_done or image_ok so that no revert is due.
+							st, _ := r.open(dev).Loader.Status()
+							if p := st[Primary].State; p.CopyDone != FlagBad && p.ImageOK != FlagBad && p.Magic == MagicGood {
+								t.Fatalf("%s revert cut %d: test image kept with trailer %+v", r.name(), cut, p)
+							}
+							lostReverts++
+						default:
+							if out.counter != 1 {
+								t.Fatalf("%s revert cut %d: counter %d", r.name(), cut, out.counter)
+							}
 						}
 					}
 				}
 			}
-		}
+		})
 	}
 	t.Logf("boot power-loss matrix: %d cut points covered (%d reverts MCUboot could not do after a torn flag write)", total, lostReverts)
 	fmt.Printf("boot power-loss summary: %d cut points covered, %d lost reverts\n", total, lostReverts)

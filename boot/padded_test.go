@@ -3,6 +3,7 @@ package boot
 import (
 	"bytes"
 	"crypto"
+	"errors"
 	"testing"
 
 	"github.com/otakit/otakit/flash"
@@ -103,5 +104,111 @@ func TestTrailerSizeAgrees(t *testing.T) {
 				t.Errorf("align %d sectors %d: boot %d, layout %d, imgtool %d (%v)", align, sectors, b, l, m, err)
 			}
 		}
+	}
+}
+
+// TestCorruptTrailers: a damaged trailer gives a clear error or, where
+// MCUboot ignores it, no swap; it never makes the loader boot garbage.
+func TestCorruptTrailers(t *testing.T) {
+	key := loadKey(t, "ed25519.pem")
+	r := newRig(t, layout.SwapMove, 8, 0xFF, key)
+
+	// A secondary trailer whose magic is garbage: nothing is swapped.
+	dev := r.factory.Clone()
+	d := r.open(dev)
+	img := append([]byte(nil), r.new...)
+	slot := bytes.Repeat([]byte{0xff}, slotSecs*secSize)
+	copy(slot, img)
+	copy(slot[len(slot)-16:], "not-an-mcuboot-m")
+	if err := d.Loader.WriteSecondary(bytes.NewReader(slot)); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := d.Loader.Status(); st[Secondary].State.Magic != MagicBad {
+		t.Fatalf("magic %v", st[Secondary].State.Magic)
+	}
+	if res, err := d.Loader.Boot(); err != nil || res.SwapType != SwapNone || r.which(res.Image) != "old" {
+		t.Fatalf("bad secondary magic: %+v %v", res, err)
+	}
+	if err := d.Loader.SetPending(false); !errors.Is(err, ErrTrailer) {
+		t.Fatalf("SetPending on a corrupt trailer: %v", err)
+	}
+
+	// A status area with a gap (entry 2 written, entry 1 erased) while a
+	// swap is recorded: the loader refuses to guess.
+	dev = r.factory.Clone()
+	d = r.open(dev)
+	tr := d.Loader.tPri
+	if err := d.Loader.eraseTrailer(d.Loader.pri, tr); err != nil {
+		t.Fatal(err)
+	}
+	bs := &status{swapType: SwapTest, swapSize: 3000}
+	if err := d.Loader.initTrailer(d.Loader.pri, tr, bs); err != nil {
+		t.Fatal(err)
+	}
+	d.Loader.writeTrailer(d.Loader.pri, tr, tr.StatusOff(), []byte{1})
+	d.Loader.writeTrailer(d.Loader.pri, tr, tr.StatusOff()+2*tr.Align, []byte{1})
+	if _, err := d.Loader.Boot(); !errors.Is(err, ErrBadStatus) {
+		t.Fatalf("status gap: %v", err)
+	}
+
+	// Confirming with a corrupt primary magic is refused.
+	dev = r.factory.Clone()
+	d = r.open(dev)
+	if err := d.Loader.eraseTrailer(d.Loader.pri, tr); err != nil {
+		t.Fatal(err)
+	}
+	d.Loader.writeTrailer(d.Loader.pri, tr, tr.MagicBlockOff(), bytes.Repeat([]byte{0x42}, 8))
+	if err := d.Loader.Confirm(); !errors.Is(err, ErrTrailer) {
+		t.Fatalf("confirm with bad magic: %v", err)
+	}
+}
+
+// TestScratchEraseTornKeepsMagic: the scratch erase that ends the swap of
+// the trailer's chunk is cut so that the scratch magic survives but its
+// data does not (possible when erase tears bits anywhere). The primary
+// slot has already recorded the step, so the boot must carry on from the
+// primary's status and not copy the damaged scratch again.
+func TestScratchEraseTornKeepsMagic(t *testing.T) {
+	key := loadKey(t, "ed25519.pem")
+	r := newRig(t, layout.SwapScratch, 8, 0xFF, key)
+	found := false
+	dev := r.factory.Clone()
+	var c uint32
+	if _, err := r.drive(dev, "update", false, &c); err != nil {
+		t.Fatal(err)
+	}
+	for cut := 1; cut <= dev.Ops() && !found; cut++ {
+		d := r.factory.Clone()
+		d.CutPowerAt(cut, 1)
+		var counter uint32
+		r.drive(d, "update", false, &counter)
+		d.PowerOn()
+		l := r.open(d).Loader
+		ss, _ := l.readState(l.scr, l.tScr)
+		ps, _ := l.readState(l.pri, l.tPri)
+		np, _ := l.lastEntry(l.pri, l.tPri, 0, l.tPri.MaxSectors*StateCount)
+		ns, _ := l.lastEntry(l.scr, l.tScr, 0, l.tScr.MaxSectors*StateCount)
+		if ss.Magic != MagicGood || ps.Magic != MagicGood || np != 2 || ns != 1 {
+			continue
+		}
+		// The state right before the scratch erase: damage the scratch
+		// data as a torn erase may, keeping its trailer.
+		found = true
+		img := d.Snapshot()
+		off := l.scr.off
+		for i := 0; i < l.tScr.StatusOff(); i++ {
+			img[off+i] |= 0x10
+		}
+		d2, _ := flash.New(r.m.Flash)
+		if err := d2.Write(0, img); err != nil {
+			t.Fatal(err)
+		}
+		out, err := r.drive(d2, "update", true, &counter)
+		if err != nil || out.final != "new" || r.checkSlots(d2)[Secondary] != "old" {
+			t.Fatalf("cut %d: %+v %v", cut, out, err)
+		}
+	}
+	if !found {
+		t.Fatal("no cut point left the primary done and the scratch trailer intact")
 	}
 }

@@ -96,6 +96,7 @@ type rig struct {
 	m        *layout.Map
 	key      testKey
 	old, new []byte
+	older    []byte // aged rigs: the image before old, left in slot B
 	factory  *flash.Device
 	cfg      Config
 }
@@ -150,6 +151,44 @@ func (r *rig) finish(newEnd int) *rig {
 	return r
 }
 
+// age turns the factory state into that of a device that has already
+// been updated once: 1.0.0 was programmed and confirmed, then 1.1.0 was
+// swapped in, tested and confirmed. The primary trailer holds the status
+// of that swap and slot B holds 1.0.0.
+func (r *rig) age() *rig {
+	t := r.t
+	r.older = signImage(t, r.key, "1.0.0", 1, 2500, 3)
+	dev, err := flash.New(r.m.Flash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := r.open(dev)
+	if err := d.Loader.WritePrimary(r.older); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Loader.MarkPrimaryConfirmed(); err != nil {
+		t.Fatal(err)
+	}
+	steps := []func() error{
+		func() error { _, err := d.Loader.Boot(); return err },
+		func() error { return d.Loader.WriteSecondary(bytes.NewReader(r.old)) },
+		func() error { return d.Loader.SetPending(false) },
+		func() error { _, err := d.Loader.Boot(); return err },
+		d.Loader.Confirm,
+	}
+	for _, f := range steps {
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res, err := d.Loader.Boot(); err != nil || r.which(res.Image) != "old" || !res.Confirmed {
+		t.Fatalf("aging: %+v %v", res, err)
+	}
+	dev.ResetOps()
+	r.factory = dev
+	return r
+}
+
 func (r *rig) open(dev *flash.Device) *Device {
 	d, err := OpenDevice(dev, r.m, r.cfg)
 	if err != nil {
@@ -168,6 +207,9 @@ func (r *rig) which(img *Image) string {
 		return "old"
 	case digest(r.new):
 		return "new"
+	}
+	if r.older != nil && string(img.SHA256) == digest(r.older) {
+		return "older"
 	}
 	return ""
 }
@@ -214,17 +256,20 @@ func (r *rig) drive(dev *flash.Device, goal string, installed bool, lastCounter 
 		out := outcome{final: w, confirmed: res.Confirmed, counter: c}
 		st, _ := d.Loader.Status()
 		trace = append(trace, fmt.Sprintf("boot %v->%s confirmed=%v resumed=%v pri=%+v sec=%+v", res.SwapType, w, res.Confirmed, res.Resumed, st[0].State, st[1].State))
+		upd := goal != "revert" // update, or perm: a permanent swap
 		switch {
-		case goal == "update" && w == "new" && !res.Confirmed:
+		case upd && w == "new" && !res.Confirmed:
+			// For perm this happens when the cut fell between the magic
+			// and image_ok of boot_set_pending: MCUboot then tests.
 			err = d.Loader.Confirm()
-		case goal == "update" && w == "new" && res.SwapType == SwapNone:
+		case upd && w == "new" && res.SwapType == SwapNone:
 			return out, nil
 		case w == "old" && !installed:
 			installed = true
 			if err = d.Loader.WriteSecondary(bytes.NewReader(r.new)); err == nil {
-				err = d.Loader.SetPending(false)
+				err = d.Loader.SetPending(goal == "perm")
 			}
-		case goal == "update" && w == "old":
+		case upd && w == "old":
 			installed = false // the update did not take: start over
 		case goal == "revert" && w == "old" && res.SwapType == SwapNone:
 			return out, nil

@@ -103,40 +103,35 @@ func (l *Loader) readStatus() (*status, error) {
 	if err != nil || src == sourceNone {
 		return bs, err
 	}
+	if src == sourceScratch {
+		// The scratch table prefers the scratch trailer while its magic
+		// is good, but a scratch erase cut short can leave a good magic
+		// over damaged data after the primary slot already recorded
+		// that the step is done: the further-progressed status wins.
+		ps, err := l.readState(l.pri, l.tPri)
+		if err != nil {
+			return nil, err
+		}
+		if ps.Magic == MagicGood && ps.CopyDone == FlagUnset {
+			np, errP := l.lastEntry(l.pri, l.tPri, 0, l.tPri.MaxSectors*StateCount)
+			ns, errS := l.lastEntry(l.scr, l.tScr, 0, l.tScr.MaxSectors*StateCount)
+			if errP == nil && errS == nil && np > ns {
+				src = sourcePrimary
+			}
+		}
+	}
 	bs.source = src
 	a, t := l.pri, l.tPri
 	if src == sourceScratch {
 		a, t = l.scr, l.tScr
 	}
-	raw := make([]byte, t.StatusSize())
-	if err := a.read(t.StatusOff(), raw); err != nil {
-		return nil, err
-	}
-	written := func(i int) bool { return raw[i*t.Align] != l.dev.Erased() }
-	// last returns the last written entry of [from, to), or -1, and
-	// checks that the entries before it are all written.
-	last := func(from, to int) (int, error) {
-		n := from - 1
-		for i := from; i < to; i++ {
-			if written(i) {
-				if i != n+1 {
-					return 0, fmt.Errorf("%w: entry %d written after an erased one", ErrBadStatus, i)
-				}
-				n = i
-			}
-		}
-		if n < from {
-			return -1, nil
-		}
-		return n, nil
-	}
 	if l.cfg.Mode == layout.SwapMove {
 		ms := l.cfg.MaxImgSectors
-		mv, err := last(0, ms)
+		mv, err := l.lastEntry(a, t, 0, ms)
 		if err != nil {
 			return nil, err
 		}
-		sw, err := last(ms, ms*StateCount)
+		sw, err := l.lastEntry(a, t, ms, ms*StateCount)
 		if err != nil {
 			return nil, err
 		}
@@ -148,7 +143,7 @@ func (l *Loader) readStatus() (*status, error) {
 			bs.op, bs.idx, bs.state, bs.fresh = opMove, mv+2, 1, false
 		}
 	} else {
-		n, err := last(0, t.MaxSectors*StateCount)
+		n, err := l.lastEntry(a, t, 0, t.MaxSectors*StateCount)
 		if err != nil {
 			return nil, err
 		}
@@ -169,6 +164,29 @@ func (l *Loader) readStatus() (*status, error) {
 		return &status{idx: 1, state: 1, op: opMove, fresh: true, source: src}, nil
 	}
 	return bs, nil
+}
+
+// lastEntry returns the last written status entry of [from, to) in an
+// area's trailer, or -1, and checks that the entries before it are all
+// written (MCUboot's "inconsistent status" check).
+func (l *Loader) lastEntry(a *area, t Trailer, from, to int) (int, error) {
+	raw := make([]byte, t.StatusSize())
+	if err := a.read(t.StatusOff(), raw); err != nil {
+		return 0, err
+	}
+	n := from - 1
+	for i := from; i < to; i++ {
+		if raw[i*t.Align] != l.dev.Erased() {
+			if i != n+1 {
+				return 0, fmt.Errorf("%w: %s entry %d written after an erased one", ErrBadStatus, a.name, i)
+			}
+			n = i
+		}
+	}
+	if n < from {
+		return -1, nil
+	}
+	return n, nil
 }
 
 // initTrailer is swap_status_init: swap_info, image_ok (when the

@@ -15,6 +15,7 @@ const (
 	MagicUnset Magic = 3 // BOOT_MAGIC_UNSET: erased
 )
 
+// String names the state as MCUboot logs it.
 func (m Magic) String() string {
 	switch m {
 	case MagicGood:
@@ -37,6 +38,7 @@ const (
 	FlagUnset Flag = 3 // BOOT_FLAG_UNSET: erased
 )
 
+// String names the flag state.
 func (f Flag) String() string {
 	switch f {
 	case FlagSet:
@@ -62,6 +64,7 @@ const (
 	SwapPanic  SwapType = 0xff
 )
 
+// String names the swap type as MCUboot logs it.
 func (t SwapType) String() string {
 	switch t {
 	case SwapNone:

@@ -1,6 +1,10 @@
 package delta
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+)
 
 // opKind is an instruction of the native format.
 type opKind uint8
@@ -30,6 +34,9 @@ type tuning struct {
 	maxCompare   int // cap on byte comparisons per suffix-array probe
 }
 
+// skipKeep is how much of a rejected long match is probed again.
+const skipKeep = 16
+
 var defaultTuning = tuning{matchGain: 1, mismatchCost: 1, newMatch: 8, maxCompare: 1 << 12}
 
 // matcher finds the longest match of a string in old using old's suffix array.
@@ -48,8 +55,9 @@ func commonPrefix(a, b []byte, max int) int {
 	}
 	n := 0
 	for n+8 <= len(a) {
-		if !bytes.Equal(a[n:n+8], b[n:n+8]) {
-			break
+		x := binary.LittleEndian.Uint64(a[n:]) ^ binary.LittleEndian.Uint64(b[n:])
+		if x != 0 {
+			return n + bits.TrailingZeros64(x)/8
 		}
 		n += 8
 	}
@@ -60,34 +68,36 @@ func commonPrefix(a, b []byte, max int) int {
 }
 
 // longest returns the position and length of a longest match of q in old.
-// Comparisons are capped at m.cap bytes; the match is then extended
-// linearly, so long runs (0xFF padding) cost O(run) and never O(run·log n).
+// The binary search skips the prefix that both interval ends already share
+// with q. Comparisons are capped at m.cap bytes and the winner is then
+// extended linearly, so long runs (0xFF padding) never cost O(run·log n).
 func (m *matcher) longest(q []byte) (pos, n int) {
 	sa, old := m.sa, m.old
 	if len(sa) == 0 || len(q) == 0 {
 		return 0, 0
 	}
 	lo, hi := 0, len(sa)-1
+	llo := commonPrefix(old[sa[lo]:], q, m.cap)
+	lhi := commonPrefix(old[sa[hi]:], q, m.cap)
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
 		s := old[sa[mid]:]
-		k := commonPrefix(s, q, m.cap)
+		k0 := min(llo, lhi)
+		k := k0 + commonPrefix(s[k0:], q[k0:], m.cap-k0)
 		if k == m.cap || k == len(q) {
-			lo, hi = mid, mid
+			llo, lo = k, mid
 			break
 		}
-		if k < len(s) && s[k] < q[k] || k == len(s) {
-			lo = mid
+		if k == len(s) || s[k] < q[k] {
+			lo, llo = mid, k
 		} else {
-			hi = mid
+			hi, lhi = mid, k
 		}
 	}
-	a := commonPrefix(old[sa[lo]:], q, m.cap)
-	b := commonPrefix(old[sa[hi]:], q, m.cap)
-	if a >= b {
-		pos, n = int(sa[lo]), a
+	if llo >= lhi {
+		pos, n = int(sa[lo]), llo
 	} else {
-		pos, n = int(sa[hi]), b
+		pos, n = int(sa[hi]), lhi
 	}
 	if n == m.cap {
 		n += commonPrefix(old[pos+n:], q[n:], len(q))
@@ -143,9 +153,19 @@ func diffOps(old, new []byte, tu tuning) []op {
 			if (n == oldScore && n != 0) || n > oldScore+tu.newMatch {
 				break
 			}
-			if oldAt(scan+lastOff) == int(new[scan]) {
-				oldScore--
+			// A long match that the current alignment nearly explains:
+			// no new alignment can start inside it and win, so skip most
+			// of it instead of probing every position (bsdiff does).
+			skip := 1
+			if n > 2*skipKeep {
+				skip = n - skipKeep
 			}
+			for k := 0; k < skip; k++ {
+				if oldAt(scan+k+lastOff) == int(new[scan+k]) {
+					oldScore--
+				}
+			}
+			scan += skip - 1
 		}
 		if n == oldScore && scan != len(new) {
 			continue
@@ -198,4 +218,55 @@ func diffOps(old, new []byte, tu tuning) []op {
 		lastOff = pos - scan
 	}
 	return ops
+}
+
+// splitAdds rewrites each add so that stretches of at least minRun
+// unchanged bytes become copies. Without compression (and with the small
+// MCU codec) carrying those zero differences would cost a byte each.
+func splitAdds(old, new []byte, ops []op, minRun int) []op {
+	var out []op
+	t := 0
+	for _, o := range ops {
+		if o.kind != opAdd {
+			out = append(out, o)
+			t += o.n
+			continue
+		}
+		segStart, segKind := 0, opKind(255)
+		push := func(end int, kind opKind) {
+			if end <= segStart {
+				return
+			}
+			if k := len(out); k > 0 && segKind == kind && out[k-1].kind == kind && out[k-1].src+out[k-1].n == o.src+segStart {
+				out[k-1].n += end - segStart
+			} else {
+				out = append(out, op{kind: kind, n: end - segStart, src: o.src + segStart})
+			}
+			segStart, segKind = end, kind
+		}
+		i := 0
+		for i < o.n {
+			j := i
+			for j < o.n && old[o.src+j] == new[t+j] {
+				j++
+			}
+			if j-i >= minRun {
+				push(i, opAdd)
+				push(j, opCopy)
+			}
+			for j < o.n && old[o.src+j] != new[t+j] {
+				j++
+			}
+			i = j
+		}
+		if segStart < o.n {
+			kind := opAdd
+			if bytes.Equal(old[o.src+segStart:o.src+o.n], new[t+segStart:t+o.n]) {
+				kind = opCopy
+			}
+			push(o.n, kind)
+		}
+		t += o.n
+	}
+	return out
 }

@@ -116,7 +116,11 @@ func TestXdelta3OutputThroughApplier(t *testing.T) {
 	for _, p := range interopPairs(t) {
 		o := writeTemp(t, dir, "old", p.old)
 		n := writeTemp(t, dir, "new", p.new)
-		for _, flags := range [][]string{{"-e", "-9", "-S", "none"}, {"-e", "-0", "-S", "none", "-n"}} {
+		runs := [][]string{{"-e", "-9", "-S", "none"}}
+		if len(p.new) < 50000 || len(p.old) == 0 {
+			runs = append(runs, []string{"-e", "-0", "-S", "none", "-n"}) // no Adler-32
+		}
+		for _, flags := range runs {
 			pp := filepath.Join(dir, "patch")
 			args := append(append([]string{}, flags...), "-f", "-s", o, n, pp)
 			if b, err := exec.Command(xdelta3, args...).CombinedOutput(); err != nil {

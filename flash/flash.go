@@ -99,6 +99,8 @@ type Device struct {
 	dead   bool
 	back   backing // nil unless file backed
 	hdrLen int
+
+	tearBits bool // torn erases flip random bits instead of erasing a suffix
 }
 
 // New returns an erased device with geometry g.
@@ -176,6 +178,13 @@ func (d *Device) CutPowerAt(n int, seed uint64) {
 	d.cutAt = n
 	d.seed = seed
 }
+
+// TearBits selects the model of an interrupted erase. By default (false)
+// the erase has progressed from the end of the sector: a suffix is erased.
+// With TearBits(true) every bit that still differs from the erased value
+// has flipped with one probability, drawn per cut, anywhere in the
+// sector: the model of a NOR erase whose cells drift together.
+func (d *Device) TearBits(on bool) { d.tearBits = on }
 
 // PowerOn restores power after a cut and disarms any pending cut.
 func (d *Device) PowerOn() {
@@ -295,12 +304,25 @@ func (d *Device) eraseSector(i int) error {
 		d.erases[i]++
 		return d.sync(s, e-s)
 	}
-	k := s + 1 + rng.IntN(e-s) // bytes [k, e) are erased
-	for j := k; j < e; j++ {
-		d.data[j] = ev
+	if d.tearBits {
+		q := rng.Float64()
+		for j := s; j < e; j++ {
+			var m byte
+			for b := 0; b < 8; b++ {
+				if rng.Float64() < q {
+					m |= 1 << b
+				}
+			}
+			d.data[j] ^= (d.data[j] ^ ev) & m
+		}
+	} else {
+		k := s + 1 + rng.IntN(e-s) // bytes [k, e) are erased
+		for j := k; j < e; j++ {
+			d.data[j] = ev
+		}
+		mask := byte(rng.Uint32())
+		d.data[k-1] ^= (d.data[k-1] ^ ev) & mask
 	}
-	mask := byte(rng.Uint32())
-	d.data[k-1] ^= (d.data[k-1] ^ ev) & mask
 	if err := d.sync(s, e-s); err != nil {
 		return err
 	}
@@ -333,5 +355,6 @@ func (d *Device) Clone() *Device {
 	c.layout()
 	copy(c.erases, d.erases)
 	c.data = d.Snapshot()
+	c.tearBits = d.tearBits
 	return c
 }

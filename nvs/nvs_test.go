@@ -174,7 +174,7 @@ func TestWearLevelling(t *testing.T) {
 func TestPowerLoss(t *testing.T) {
 	n := 250
 	if os.Getenv("OTA_LONG") != "" {
-		n = 1000
+		n = 500
 	}
 	ops := script(n)
 	cuts := 0

@@ -62,8 +62,8 @@ func newDeltaCreateCmd() *cobra.Command {
 
 --format native (default) writes otakit's format (docs/delta-format.md);
 bsdiff writes BSDIFF40 for bspatch; vcdiff writes RFC 3284 VCDIFF for xdelta3.
---compression best (default) picks whichever of lzma and zstd gives the
-smaller patch; heatshrink or none make the stream layout that the C applier
+--compression best (default) is lzma, which gives the smallest patches on
+firmware; heatshrink or none make the stream layout that the C applier
 (delta/c) applies on a microcontroller.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var srcHash, tgtHash string
@@ -179,7 +179,7 @@ smaller patch; heatshrink or none make the stream layout that the C applier
 	}
 	f := cmd.Flags()
 	f.StringVar(&format, "format", "native", "patch format: native, bsdiff or vcdiff")
-	f.StringVar(&compression, "compression", "best", "native codec: best, "+strings.Join(codec.Names(), ", "))
+	f.StringVar(&compression, "compression", "best", "native codec: best (lzma), "+strings.Join(codec.Names(), ", "))
 	f.StringVar(&layout, "layout", "", "native layout: split or stream (default: stream for heatshrink/none, else split)")
 	f.IntVar(&blockSize, "block-size", 0, "native restart interval in target bytes (default 65536)")
 	f.StringVar(&srcVer, "source-version", "", "source version recorded in the native header")

@@ -82,6 +82,7 @@ func newDeviceInitCmd() *cobra.Command {
 	var flashPath, mapPath, mode, image string
 	var keyPaths []string
 	var maxSectors int
+	var force bool
 	initCmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a simulated MCUboot device: erased flash per the map, factory image in the primary slot",
@@ -120,6 +121,9 @@ func newDeviceInitCmd() *cobra.Command {
 					return err
 				}
 			}
+			if _, err := os.Stat(flashPath); err == nil && !force {
+				return fmt.Errorf("%s exists; use --force to replace the device", flashPath)
+			}
 			fd, err := flash.Create(flashPath, m.Flash)
 			if err != nil {
 				return err
@@ -154,6 +158,7 @@ func newDeviceInitCmd() *cobra.Command {
 	initCmd.Flags().StringVar(&image, "image", "", "factory image for the primary slot (a signed MCUboot image)")
 	initCmd.Flags().StringArrayVar(&keyPaths, "key", nil, "public key the boot loader trusts (repeatable); none: hash-only validation")
 	initCmd.Flags().IntVar(&maxSectors, "max-sectors", 128, "MCUboot's BOOT_MAX_IMG_SECTORS")
+	initCmd.Flags().BoolVar(&force, "force", false, "replace an existing flash file")
 	return initCmd
 }
 

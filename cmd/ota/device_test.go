@@ -37,6 +37,7 @@ func TestDeviceCLI(t *testing.T) {
 		return out
 	}
 	step(0, "created", "device", "init", "--mode", "swap-scratch", "--image", v1, "--key", key)
+	step(2, "exists", "device", "init", "--image", v1)
 	step(0, "booted: 1.1.0+0, confirmed", "device", "boot")
 	step(0, "PENDING_REBOOT", "device", "install", "-k", pub, v2) // the agent, on the simulator
 	out := step(0, "next boot: test", "device", "status")
@@ -95,7 +96,7 @@ func TestDeviceRunFlash(t *testing.T) {
 	defer srv.Close()
 	code, out, errs := runLayoutCLI(t, "device", "run", "--flash", fl, "-k", pub, "--package-key", r.aesKey,
 		"--manifest-url", srv.URL+"/manifest.json", "--once", "--manifest-key", filepath.Join(r.keys, "ecdsa-p256.pub.pem"))
-	if code != 0 || !strings.Contains(out, "state CONFIRMED, running 1.2.0+0") {
+	if code != 0 || !strings.Contains(out, "state CONFIRMED, running 1.2.0") {
 		t.Fatalf("run: exit %d\n%s%s", code, out, errs)
 	}
 	_, out, _ = runLayoutCLI(t, "device", "status", "--flash", fl)

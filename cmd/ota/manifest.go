@@ -183,7 +183,7 @@ func trustFromFlags(keyFiles []string, threshold int, rootFile string, chain []s
 			return nil, "", err
 		}
 		ks, err := root.KeySet()
-		return ks, fmt.Sprintf("root v%d", root.Version), err
+		return ks, fmt.Sprintf("%d key(s) of root v%d", len(root.Keys), root.Version), err
 	case len(chain) > 0:
 		return nil, "", errors.New("--chain needs --root")
 	case len(keyFiles) == 0:

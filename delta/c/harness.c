@@ -3,7 +3,8 @@
  * delta/c/ctest: it applies a patch file to an old image, feeding the patch
  * in pseudo-random chunks of 1..4096 bytes, and writes the target file.
  *
- *   harness apply  OLD PATCH OUT SEED WORKBYTES [verify-source]
+ *   harness apply  OLD PATCH OUT SEED WORKBYTES [verify-source|chunk=N]
+ *       chunk=N feeds chunks of 1..N bytes instead of 1..4096.
  *   harness resume OLD PATCH OUT SEED WORKBYTES STOPBLOCK
  *       applies until STOPBLOCK blocks are done, throws the context away,
  *       and resumes from the checkpoint with a fresh one.
@@ -81,6 +82,7 @@ static uint8_t *slurp(const char *path, uint32_t *len)
 }
 
 static uint32_t rng;
+static uint32_t max_chunk = 4096;
 static uint32_t next_rand(void)
 {
     rng ^= rng << 13;
@@ -98,7 +100,7 @@ static int feed_range(ota_delta_ctx *c, const uint8_t *patch, uint32_t from, uin
     int rc = OTA_DELTA_OK;
     uint32_t i = from;
     while (i < to) {
-        uint32_t n = 1 + next_rand() % 4096;
+        uint32_t n = 1 + next_rand() % max_chunk;
         if (n > to - i)
             n = to - i;
         /* The chunk is copied so ASan sees reads past it. */
@@ -282,6 +284,10 @@ int main(int argc, char **argv)
     io.user = &d;
     io.source_size = old_len;
     io.verify_source = argc > 7 && strcmp(argv[7], "verify-source") == 0;
+    if (argc > 7 && strncmp(argv[7], "chunk=", 6) == 0)
+        max_chunk = (uint32_t)strtoul(argv[7] + 6, NULL, 10);
+    if (max_chunk == 0)
+        max_chunk = 1;
 
     ota_delta_init(&ctx, &io, work, work_len);
     if (!resume) {

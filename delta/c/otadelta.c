@@ -492,7 +492,10 @@ static int parse_header(ota_delta_ctx *c)
         return fail(c, OTA_DELTA_E_SOURCE_SIZE);
     nb = ((uint64_t)c->target_size + c->block_size - 1) / c->block_size;
     table = nb * ENTRY;
-    if (table > c->work_len)
+    /* applier_ram is the writer's statement of table + window: refusing
+     * here spares downloading a patch this device cannot apply. The window
+     * is checked again when each block names it. */
+    if (table > c->work_len || c->applier_ram > c->work_len)
         return fail(c, OTA_DELTA_E_NOMEM);
     c->nblocks = (uint32_t)nb;
     c->skip = h[88];

@@ -23,7 +23,8 @@
  *   64 KiB blocks, so a 1 MiB target needs 192 + 2048 bytes of work buffer:
  *   about 4.2 KiB in all, against a 16 KiB budget (the largest corpus image,
  *   1.3 MB, needs 4372 bytes; `go test -v -run TestRAM ./delta/c/ctest/`).
- *   A patch that needs more than the work buffer holds is refused with
+ *   A patch that needs more than the work buffer holds (by its header's
+ *   applier_ram, its block count, or a block's window) is refused with
  *   OTA_DELTA_E_NOMEM before anything is written.
  *
  * Use

@@ -119,7 +119,7 @@ func ins(data []byte) []byte {
 }
 
 func cp(n int, d int64) []byte {
-	return binary.AppendVarint(binary.AppendUvarint(nil, uint64(n)<<2|0), d)
+	return binary.AppendVarint(binary.AppendUvarint(nil, uint64(n)<<2), d) // op 0: COPY
 }
 
 func add(n int, d int64, diff []byte) []byte {
@@ -154,6 +154,7 @@ func TestHostilePatches(t *testing.T) {
 			le.PutUint32(h[80:], 1)
 		}}, eNoMem, nil},
 		{"huge target", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { le.PutUint32(h[12:], 0xffffffff) }}, eNoMem, nil},
+		{"applier_ram over work buffer", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { le.PutUint32(h[84:], workBytes+1) }}, eNoMem, nil},
 		{"source size differs", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { le.PutUint32(h[8:], 35) }}, eSourceSize, nil},
 		{"wrong source hash", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { h[16] ^= 1 }}, eSourceHash, []string{"verify-source"}},
 		{"wrong target hash", crafted{old: old, new: new, blocks: good, fix: func(h, _ []byte) { h[48] ^= 1 }}, eTargetHash, nil},

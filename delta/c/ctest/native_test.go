@@ -3,7 +3,6 @@ package ctest
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"sync"
 	"testing"
 
@@ -128,6 +127,30 @@ func TestNativeHeatshrinkDirect(t *testing.T) {
 		done++
 	}
 	if done != 2 {
-		t.Fatal(fmt.Sprintf("expected 2 small corpus pairs, found %d", done))
+		t.Fatalf("expected 2 small corpus pairs, found %d", done)
 	}
+}
+
+// TestTinyChunks feeds a real heatshrink patch one byte (and up to three
+// bytes) at a time, as a slow radio link would.
+func TestTinyChunks(t *testing.T) {
+	_, san := harnesses(t)
+	hs, err := codec.Lookup("heatshrink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range testutil.CorpusPairs(t) {
+		if !bytes.HasPrefix([]byte(p.Name), []byte("pybricks-movehub")) {
+			continue
+		}
+		old, new := readPair(t, p)
+		patch, err := delta.Create(old, new, &delta.Options{Layout: delta.LayoutStream, Codec: hs, BlockSize: 16384})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustApply(t, san, old, new, patch, 1, "chunk=1")
+		mustApply(t, san, old, new, patch, 2, "chunk=3")
+		return
+	}
+	t.Fatal("corpus pair pybricks-movehub not found")
 }

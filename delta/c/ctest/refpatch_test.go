@@ -69,7 +69,7 @@ func (rp refPatch) make(old, new []byte) []byte {
 			}
 			switch {
 			case run > 0 && rp.rnd.Intn(3) > 0:
-				raw = binary.AppendUvarint(raw, uint64(run)<<2|0)
+				raw = binary.AppendUvarint(raw, uint64(run)<<2) // op 0: COPY
 				raw = binary.AppendVarint(raw, int64(i-sp))
 				sp = i + run
 				i += run

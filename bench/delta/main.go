@@ -1,0 +1,277 @@
+// Command delta compares otakit's delta patches with the peer tools on the
+// firmware corpus (../shared/corpus): patch bytes, diff seconds, diff peak
+// RSS and apply speed, as ratios against the targets of issue 3.
+//
+//	go run ./bench/delta [-corpus DIR] [-big=false]
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/otakit/otakit/codec"
+	"github.com/otakit/otakit/delta"
+)
+
+type result struct {
+	name                   string
+	old, new               int
+	ours, bsd, xd, zst, xz int
+	oursSec, bsdSec        float64
+	rss                    int64 // bytes
+	applyMBs               float64
+}
+
+func main() {
+	corpus := flag.String("corpus", "", "corpus directory (default: find shared/corpus above the working directory)")
+	big := flag.Bool("big", true, "also run the random 16 MiB and 64 MiB round trips")
+	flag.Parse()
+	if *corpus == "" {
+		*corpus = findCorpus()
+	}
+	tmp, err := os.MkdirTemp("", "bench-delta")
+	check(err)
+	defer os.RemoveAll(tmp)
+	ota := filepath.Join(tmp, "ota")
+	build := exec.Command("go", "build", "-o", ota, "./cmd/ota")
+	build.Dir = repoRoot()
+	build.Stderr = os.Stderr
+	check(build.Run())
+	for _, t := range []string{"bsdiff", "xdelta3", "zstd", "xz"} {
+		if _, err := exec.LookPath(t); err != nil {
+			fatal("%s not installed (run scripts/test-deps.sh)", t)
+		}
+	}
+
+	ents, err := os.ReadDir(filepath.Join(*corpus, "pairs"))
+	check(err)
+	var rs []result
+	for _, e := range ents {
+		dir := filepath.Join(*corpus, "pairs", e.Name())
+		old, new := filepath.Join(dir, "old.bin"), filepath.Join(dir, "new.bin")
+		rs = append(rs, measure(e.Name(), old, new, ota, tmp))
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].name < rs[j].name })
+	// The ota binary carries the whole tool (fleet server, SQLite, ...);
+	// its start-up alone costs CPU that bsdiff's small binary does not.
+	startup := 0.0
+	for i := 0; i < 5; i++ {
+		s, _ := timed(ota, "version")
+		startup += s / 5
+	}
+	report(rs, startup)
+	if *big {
+		bigPairs(ota, tmp)
+	}
+}
+
+func measure(name, old, new, ota, tmp string) result {
+	ob, err := os.ReadFile(old)
+	check(err)
+	nb, err := os.ReadFile(new)
+	check(err)
+	r := result{name: name, old: len(ob), new: len(nb)}
+	p := filepath.Join(tmp, "p")
+	var ru *syscall.Rusage
+	r.oursSec, ru = timed(ota, "delta", "create", old, new, p)
+	r.rss = ru.Maxrss * 1024
+	r.ours = size(p)
+	out := filepath.Join(tmp, "out")
+	timed(ota, "delta", "apply", old, p, out)
+	if b, _ := os.ReadFile(out); !bytes.Equal(b, nb) {
+		fatal("%s: round trip through ota differs", name)
+	}
+	r.bsdSec, _ = timed("bsdiff", old, new, p)
+	r.bsd = size(p)
+	timed("xdelta3", "-e", "-9", "-S", "djw", "-f", "-s", old, new, p)
+	r.xd = size(p)
+	timed("zstd", "-q", "-f", "--ultra", "-22", "--long=31", "--patch-from="+old, new, "-o", p)
+	r.zst = size(p)
+	timed("sh", "-c", "xz -9e -k -c "+new+" > "+p)
+	r.xz = size(p)
+	r.applyMBs = applySpeed(ob, nb)
+	return r
+}
+
+// applySpeed times the Go applier on an uncompressed (codec none) patch.
+func applySpeed(old, new []byte) float64 {
+	none, _ := codec.Lookup("none")
+	patch, err := delta.Create(old, new, &delta.Options{Layout: delta.LayoutStream, Codec: none})
+	check(err)
+	pt, err := delta.Parse(patch)
+	check(err)
+	var out bytes.Buffer
+	out.Grow(len(new))
+	n := 0
+	// Time this thread only: the machine may be shared and loaded, and
+	// the garbage collector's background work belongs to Create above.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	runtime.GC()
+	start, cpu0 := time.Now(), cpuSeconds()
+	for time.Since(start) < 300*time.Millisecond || n < 3 {
+		out.Reset()
+		check(pt.Apply(old, &out))
+		n++
+	}
+	return float64(n*len(new)) / (cpuSeconds() - cpu0) / 1e6
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	const rusageThread = 1 // RUSAGE_THREAD (Linux)
+	check(syscall.Getrusage(rusageThread, &ru))
+	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+func report(rs []result, startup float64) {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "pair\tnew\tours\tbsdiff\txdelta3\tzstd\txz\tours/bsdiff\tours/best\tdiff cpu s\tbsdiff cpu s\tt ratio\tRSS MiB\tRSS/(o+n)\tapply MB/s\t")
+	var t result
+	t.name = "TOTAL"
+	worstPair, minApply := 0.0, 1e18
+	maxRSS := 0.0
+	for _, r := range rs {
+		row(tw, r)
+		t.old += r.old
+		t.new += r.new
+		t.ours += r.ours
+		t.bsd += r.bsd
+		t.xd += r.xd
+		t.zst += r.zst
+		t.xz += r.xz
+		t.oursSec += r.oursSec
+		t.bsdSec += r.bsdSec
+		t.rss = max(t.rss, r.rss)
+		worstPair = max(worstPair, float64(r.ours)/float64(min(r.xd, r.zst)))
+		minApply = min(minApply, r.applyMBs)
+		maxRSS = max(maxRSS, float64(r.rss)/float64(r.old+r.new))
+	}
+	t.applyMBs = minApply
+	row(tw, t)
+	tw.Flush()
+	best := min(t.xd, t.zst)
+	fmt.Printf("\ntargets (this run):\n")
+	fmt.Printf("  total size / bsdiff           %.3f  (target <= 0.80) %s\n", ratio(t.ours, t.bsd), ok(ratio(t.ours, t.bsd) <= 0.80))
+	fmt.Printf("  total size / best(xd3,zstd)   %.3f  (target <= 0.90) %s\n", ratio(t.ours, best), ok(ratio(t.ours, best) <= 0.90))
+	fmt.Printf("  worst pair / best(xd3,zstd)   %.3f  (target <= 1.00) %s\n", worstPair, ok(worstPair <= 1))
+	fmt.Printf("  diff time / bsdiff            %.3f  (target <= 0.50) %s\n", t.oursSec/t.bsdSec, ok(t.oursSec/t.bsdSec <= 0.5))
+	adj := (t.oursSec - startup*float64(len(rs))) / t.bsdSec
+	fmt.Printf("  same, without ota start-up     %.3f  (ota version takes %.3f cpu s)\n", adj, startup)
+	fmt.Printf("  max peak RSS / (old+new)      %.2f   (target <= 8) %s\n", maxRSS, ok(maxRSS <= 8))
+	fmt.Printf("  min Go apply MB/s (codec none) %.0f  (target >= 200) %s\n", minApply, ok(minApply >= 200))
+}
+
+func row(tw *tabwriter.Writer, r result) {
+	fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.3f\t%.3f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%.0f\t\n",
+		r.name, r.new, r.ours, r.bsd, r.xd, r.zst, r.xz, ratio(r.ours, r.bsd), ratio(r.ours, min(r.xd, r.zst)),
+		r.oursSec, r.bsdSec, r.oursSec/r.bsdSec, float64(r.rss)/(1<<20), float64(r.rss)/float64(r.old+r.new), r.applyMBs)
+}
+
+// bigPairs round-trips generated 16 MiB and 64 MiB pairs through ota.
+func bigPairs(ota, tmp string) {
+	fmt.Println("\nlarge generated pairs (random data with edits and 0xFF padding):")
+	for _, mb := range []int{16, 64} {
+		rng := rand.New(rand.NewSource(int64(mb)))
+		old := make([]byte, mb<<20)
+		rng.Read(old[:len(old)*3/4]) // last quarter stays 0x00... then padded below
+		for i := len(old) * 3 / 4; i < len(old); i++ {
+			old[i] = 0xff
+		}
+		new := append([]byte(nil), old...)
+		for i := 0; i < 2000; i++ {
+			p := rng.Intn(len(new) * 3 / 4)
+			new[p] ^= byte(1 + rng.Intn(255))
+		}
+		ins := make([]byte, 100000)
+		rng.Read(ins)
+		new = append(new[:1<<20], append(ins, new[1<<20:len(new)-len(ins)]...)...)
+		o, n, p, out := filepath.Join(tmp, "bo"), filepath.Join(tmp, "bn"), filepath.Join(tmp, "bp"), filepath.Join(tmp, "bout")
+		check(os.WriteFile(o, old, 0o644))
+		check(os.WriteFile(n, new, 0o644))
+		sec, ru := timed(ota, "delta", "create", o, n, p)
+		asec, _ := timed(ota, "delta", "apply", o, p, out)
+		got, _ := os.ReadFile(out)
+		fmt.Printf("  %d MiB: patch %d bytes, diff %.1f cpu s, peak RSS %.0f MiB (%.1f× old+new), apply %.2f cpu s, round trip %s\n",
+			mb, size(p), sec, float64(ru.Maxrss)/1024, float64(ru.Maxrss*1024)/float64(2*len(old)), asec, ok(bytes.Equal(got, new)))
+	}
+}
+
+func ok(b bool) string {
+	if b {
+		return "ok"
+	}
+	return "MISSED"
+}
+
+func ratio(a, b int) float64 { return float64(a) / float64(b) }
+
+func timed(name string, args ...string) (float64, *syscall.Rusage) {
+	cmd := exec.Command(name, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		fatal("%s %v: %v\n%s", name, args, err, stderr.String())
+	}
+	// CPU seconds (user+system), not wall time: the figures must compare
+	// the tools fairly on a shared, loaded machine.
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return tv(ru.Utime) + tv(ru.Stime), ru
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+func size(p string) int {
+	fi, err := os.Stat(p)
+	check(err)
+	return int(fi.Size())
+}
+
+func repoRoot() string {
+	dir, err := os.Getwd()
+	check(err)
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			fatal("go.mod not found above %s", dir)
+		}
+	}
+}
+
+func findCorpus() string {
+	dir, err := os.Getwd()
+	check(err)
+	for d := dir; ; d = filepath.Dir(d) {
+		for _, c := range []string{filepath.Join(d, "shared", "corpus"), filepath.Join(d, "..", "shared", "corpus")} {
+			if fi, err := os.Stat(filepath.Join(c, "pairs")); err == nil && fi.IsDir() {
+				return c
+			}
+		}
+		if filepath.Dir(d) == d {
+			fatal("shared/corpus not found above %s; use -corpus", dir)
+		}
+	}
+}
+
+func check(err error) {
+	if err != nil {
+		fatal("%v", err)
+	}
+}
+
+func fatal(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench/delta: "+format+"\n", args...)
+	os.Exit(1)
+}
