@@ -334,7 +334,11 @@ func decompress(r io.Reader, comp string) (io.Reader, func(), error) {
 		}
 		return z, func() { z.Close() }, nil
 	case ".xz":
-		z, err := xz.NewReader(r)
+		br := bufio.NewReaderSize(r, 2048)
+		if err := checkXZ(br); err != nil {
+			return nil, nil, err
+		}
+		z, err := xz.NewReader(br)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -347,6 +351,65 @@ func decompress(r io.Reader, comp string) (io.Reader, func(), error) {
 		return z, z.Close, nil
 	}
 	return nil, nil, fmt.Errorf("unknown compression %q", comp)
+}
+
+// MaxXZDict caps the LZMA2 dictionary an xz stream may ask for: the
+// decoder allocates it up front, so a hostile header could demand 4 GiB.
+// 64 MiB is xz's largest preset (-9).
+const MaxXZDict = 64 << 20
+
+// checkXZ reads the xz stream header and the first block header without
+// consuming them and refuses an LZMA2 dictionary over MaxXZDict.
+func checkXZ(br *bufio.Reader) error {
+	hdr, _ := br.Peek(13)
+	if len(hdr) < 13 || !bytes.Equal(hdr[:6], []byte("\xfd7zXZ\x00")) {
+		return errors.New("not an xz stream")
+	}
+	if hdr[12] == 0 {
+		return nil // no block: the index follows
+	}
+	size := (int(hdr[12]) + 1) * 4
+	b, err := br.Peek(12 + size)
+	if err != nil {
+		return errors.New("truncated xz block header")
+	}
+	b = b[12+1 : 12+size]
+	flags := b[0]
+	b = b[1:]
+	varint := func() (uint64, bool) {
+		var v uint64
+		for i := 0; i < 9 && len(b) > 0; i++ {
+			c := b[0]
+			b = b[1:]
+			v |= uint64(c&0x7f) << (7 * i)
+			if c&0x80 == 0 {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	for _, bit := range []byte{0x40, 0x80} {
+		if flags&bit != 0 {
+			if _, ok := varint(); !ok {
+				return errors.New("bad xz block header")
+			}
+		}
+	}
+	for i := 0; i <= int(flags&3); i++ {
+		id, ok1 := varint()
+		n, ok2 := varint()
+		if !ok1 || !ok2 || n > uint64(len(b)) {
+			return errors.New("bad xz filter flags")
+		}
+		if id == 0x21 && n == 1 {
+			p := b[0]
+			if p > 40 || p == 40 || uint64(2|p&1)<<(p/2+11) > MaxXZDict {
+				return fmt.Errorf("xz dictionary larger than %d MiB", MaxXZDict>>20)
+			}
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 type headerInfo struct {
