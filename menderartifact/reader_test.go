@@ -184,3 +184,26 @@ func FuzzRead(f *testing.F) {
 		ReadHeader(bytes.NewReader(b))
 	})
 }
+
+func TestCheckXZ(t *testing.T) {
+	stream := func(prop byte) []byte {
+		b := []byte("\xfd7zXZ\x00\x00\x01\x00\x00\x00\x00")              // stream header (CRC unchecked here)
+		b = append(b, 0x02, 0x00, 0x21, 0x01, prop, 0, 0, 0, 0, 0, 0, 0) // block header: LZMA2, dict prop
+		return append(b, make([]byte, 64)...)
+	}
+	for _, c := range []struct {
+		prop byte
+		ok   bool
+	}{{22, true}, {28, true}, {29, false}, {40, false}} { // 22: 8 MiB, 28: 64 MiB, 29: 96 MiB, 40: 4 GiB
+		_, _, err := decompress(bytes.NewReader(stream(c.prop)), ".xz")
+		if (err == nil) != c.ok && !(c.ok && err != nil && !strings.Contains(err.Error(), "dictionary")) {
+			t.Errorf("dict prop %d: err %v, want ok=%v", c.prop, err, c.ok)
+		}
+		if !c.ok && (err == nil || !strings.Contains(err.Error(), "dictionary larger than 64 MiB")) {
+			t.Errorf("dict prop %d: err %v", c.prop, err)
+		}
+	}
+	if _, _, err := decompress(bytes.NewReader([]byte("nope")), ".xz"); err == nil {
+		t.Error("accepted a non-xz stream")
+	}
+}
