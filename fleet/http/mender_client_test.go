@@ -187,11 +187,13 @@ func TestMenderClient(t *testing.T) {
 	if rel.Version != "1.0.1" {
 		t.Fatalf("release version %q", rel.Version)
 	}
+	start := time.Now()
 	dep := me.deploy(rel.ID, wantID)
 	waitFor(t, mc, "success of "+dep, 45*time.Second, func() bool { return fleet.ExecFinal(me.execution(dep).State) })
 	if e := me.execution(dep); e.State != fleet.ExecSuccess {
 		t.Fatalf("execution %s: %s (%s)", dep, e.State, e.Error)
 	}
+	t.Logf("deployment created → success reported: %v (poll interval 1 s)", time.Since(start).Round(10*time.Millisecond))
 	got, err := os.ReadFile(filepath.Join(dest, "app.bin"))
 	if err != nil || !bytes.Equal(got, payload) {
 		t.Fatalf("installed file differs from the payload (%v)", err)
