@@ -13,24 +13,31 @@ import (
 	"github.com/otakit/otakit/internal/testutil"
 )
 
-// TestMenderCLI runs a real `ota serve` process and Debian's mender-client
-// daemon against it, driven by the CLI: the device shows up in
+// TestMenderCLI runs a real `ota serve --dev-tls` process and Debian's
+// mender-client daemon against it over HTTPS (trusting the dev certificate),
+// driven by the CLI: the device shows up in
 // `ota devices pending`, `ota devices accept` lets it in, `ota publish`
 // takes a folder with a Mender Artifact, and a deployment to the device
 // ends in success with the file installed.
 func TestMenderCLI(t *testing.T) {
-	srv := startServe(t, t.TempDir())
+	data := t.TempDir()
+	srv := startServe(t, data, "--dev-tls")
+	if !strings.HasPrefix(srv.url, "https://") {
+		t.Fatalf("--dev-tls serves %s", srv.url)
+	}
+	cert := filepath.Join(data, "dev-tls", "cert.pem")
 	t.Setenv("OTA_SERVER", srv.url)
 	t.Setenv("OTA_ADMIN_TOKEN", srv.token)
 	ota := func(want int, args ...string) string {
 		t.Helper()
 		var out, errb bytes.Buffer
+		args = append(args, "--ca", cert)
 		if code := run(args, &out, &errb); code != want {
 			t.Fatalf("ota %v: exit %d, want %d\n%s%s", args, code, want, out.String(), errb.String())
 		}
 		return out.String() + errb.String()
 	}
-	mc := testutil.StartMenderClient(t, srv.url, "cli-board", "0.9.0", "02:00:00:00:00:01")
+	mc := testutil.StartMenderClient(t, srv.url, "cli-board", "0.9.0", "02:00:00:00:00:01", cert)
 	var id string
 	testutil.WaitMender(t, mc, "the device in `ota devices pending`", 30*time.Second, func() bool {
 		m := regexp.MustCompile(`(?m)^(mender-[0-9a-f]{16})\tpending\t\{"mac":"02:00:00:00:00:01"\}$`).FindStringSubmatch(ota(0, "devices", "pending"))

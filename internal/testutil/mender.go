@@ -38,7 +38,8 @@ func (m *MenderClient) Done() <-chan struct{} { return m.done }
 
 // StartMenderClient runs `mender daemon` (Debian's mender-client 3.4)
 // against url, polling every second, with device type deviceType, current
-// artifact artifactName and identity mac=mac.
+// artifact artifactName and identity mac=mac. For an https url, serverCert
+// names the PEM certificate to trust (mender.conf's ServerCertificate).
 //
 // mender-client 3.4 reads the current artifact name from
 // /etc/mender/artifact_info and runs the identity script
@@ -49,7 +50,7 @@ func (m *MenderClient) Done() <-chan struct{} { return m.done }
 // touched. Config, state database and update-module work dirs live in
 // t.TempDir(). The process is killed when the test ends; on failure its log
 // tail is printed.
-func StartMenderClient(t testing.TB, url, deviceType, artifactName, mac string) *MenderClient {
+func StartMenderClient(t testing.TB, url, deviceType, artifactName, mac string, serverCert ...string) *MenderClient {
 	t.Helper()
 	for _, tool := range []string{"mender", "unshare", "mount"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -66,9 +67,13 @@ func StartMenderClient(t testing.TB, url, deviceType, artifactName, mac string) 
 			t.Fatal(err)
 		}
 	}
-	conf := fmt.Sprintf(`{"ServerURL": %q, "UpdatePollIntervalSeconds": 1, "InventoryPollIntervalSeconds": 2,
-		"RetryPollIntervalSeconds": 1, "RetryPollCount": 3, "DeviceTypeFile": %q, "DBus": {"Enabled": false}}`,
-		url, filepath.Join(data, "device_type"))
+	cert := ""
+	if len(serverCert) > 0 {
+		cert = serverCert[0]
+	}
+	conf := fmt.Sprintf(`{"ServerURL": %q, "ServerCertificate": %q, "UpdatePollIntervalSeconds": 1,
+		"InventoryPollIntervalSeconds": 2, "RetryPollIntervalSeconds": 1, "RetryPollCount": 3, "DeviceTypeFile": %q,
+		"DBus": {"Enabled": false}}`, url, cert, filepath.Join(data, "device_type"))
 	files := map[string]string{
 		filepath.Join(root, "mender.conf"):             conf,
 		filepath.Join(data, "device_type"):             "device_type=" + deviceType + "\n",
