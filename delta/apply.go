@@ -32,6 +32,10 @@ type Patch struct {
 	starts []int  // offset of each block body in data
 }
 
+// MaxBlockSize is the largest block (restart interval) the Go applier
+// accepts: it holds one block's target bytes in memory.
+const MaxBlockSize = 256 << 20
+
 // maxDecodedPerTarget bounds a block's decoded size per target byte: one
 // instruction per byte at worst costs a 5-byte head, 5-byte offset and 1
 // data byte.
@@ -70,8 +74,8 @@ func Parse(patch []byte) (*Patch, error) {
 	}
 	copy(h.SourceSHA256[:], patch[16:48])
 	copy(h.TargetSHA256[:], patch[48:80])
-	if h.BlockSize <= 0 || h.BlockSize > 1<<31-1 {
-		return nil, formatErr("block size %d out of range", h.BlockSize)
+	if h.BlockSize <= 0 || h.BlockSize > MaxBlockSize {
+		return nil, formatErr("block size %d out of range 1..%d", h.BlockSize, MaxBlockSize)
 	}
 	p := fixedHeaderLen
 	n := int(patch[p])
@@ -174,7 +178,9 @@ func (pt *Patch) ApplyFrom(old []byte, first int, w io.Writer) error {
 		return err
 	}
 	bs := pt.Header.BlockSize
-	out := make([]byte, 0, min(int64(bs), pt.Header.TargetSize))
+	// Grow the block buffer as bytes are produced rather than trusting the
+	// declared sizes up front.
+	out := make([]byte, 0, min(int64(bs), pt.Header.TargetSize, 1<<20))
 	for i := first; i < len(pt.Blocks); i++ {
 		tlen := int(min(int64(bs), pt.Header.TargetSize-int64(i)*int64(bs)))
 		body := pt.data[pt.starts[i] : pt.starts[i]+int(pt.Blocks[i].PackedSize)]

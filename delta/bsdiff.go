@@ -14,8 +14,10 @@ const (
 	BSDIFF43Magic = "ENDSLEY/BSDIFF43" // Matthew Endsley's single-stream variant
 )
 
-// maxInteropTarget caps the target size declared by interop patches.
-const maxInteropTarget = 1 << 31
+// maxInteropTarget caps the target size of interop patches, which are
+// applied in memory: a few bytes of VCDIFF RUN or bsdiff control can
+// otherwise demand gigabytes.
+const maxInteropTarget = MaxBlockSize
 
 func putOfft(b []byte, x int64) {
 	neg := x < 0

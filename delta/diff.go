@@ -44,6 +44,29 @@ type matcher struct {
 	old []byte
 	sa  []int32
 	cap int
+	// bkt[k] is the first suffix-array index of the suffixes whose first
+	// two bytes are k (as a big-endian uint16) or more, so a search starts
+	// in its two-byte bucket: 16 fewer probes in a 64K-entry table.
+	bkt []int32
+}
+
+func newMatcher(old []byte, cap int) *matcher {
+	m := &matcher{old: old, sa: suffixArray(old), cap: cap, bkt: make([]int32, 1<<16+1)}
+	k := 0
+	for i, p := range m.sa {
+		key := int(old[p]) << 8
+		if int(p)+1 < len(old) {
+			key |= int(old[p+1])
+		}
+		for k <= key {
+			m.bkt[k] = int32(i)
+			k++
+		}
+	}
+	for ; k <= 1<<16; k++ {
+		m.bkt[k] = int32(len(m.sa))
+	}
+	return m
 }
 
 func commonPrefix(a, b []byte, max int) int {
@@ -77,6 +100,12 @@ func (m *matcher) longest(q []byte) (pos, n int) {
 		return 0, 0
 	}
 	lo, hi := 0, len(sa)-1
+	if len(q) >= 2 {
+		key := int(q[0])<<8 | int(q[1])
+		if b, e := int(m.bkt[key]), int(m.bkt[key+1]); b < e {
+			lo, hi = b, e-1
+		}
+	}
 	llo := commonPrefix(old[sa[lo]:], q, m.cap)
 	lhi := commonPrefix(old[sa[hi]:], q, m.cap)
 	for hi-lo > 1 {
@@ -107,7 +136,7 @@ func (m *matcher) longest(q []byte) (pos, n int) {
 
 // diffOps computes the instructions that turn old into new.
 func diffOps(old, new []byte, tu tuning) []op {
-	m := &matcher{old: old, sa: suffixArray(old), cap: tu.maxCompare}
+	m := newMatcher(old, tu.maxCompare)
 	var ops []op
 	emitInsert := func(n int) {
 		if n <= 0 {

@@ -118,6 +118,9 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 		return nil, fmt.Errorf("delta: unknown layout %d", opt.Layout)
 	}
 	bs := opt.BlockSize
+	if bs > MaxBlockSize {
+		return nil, fmt.Errorf("%w: block size %d above %d", ErrTooLarge, bs, MaxBlockSize)
+	}
 	if bs <= 0 {
 		bs = DefaultBlockSize
 		if opt.Layout == LayoutSplit {
