@@ -158,6 +158,13 @@ func runServe(stdout, stderr io.Writer, f *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
+	// Blobs of uploads cut between storing an artifact and committing the
+	// release are never served; reclaim their space.
+	if n, err := blobs.Sweep(func(sum string) (bool, error) { return db.BlobReferenced(context.Background(), sum) }); err != nil {
+		return err
+	} else if n > 0 {
+		logger.Info("removed unreferenced blobs", "count", n)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	poll, _ := f.GetInt("poll")
