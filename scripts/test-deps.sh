@@ -17,6 +17,9 @@ need=(
   "node nodejs"
   "chromium chromium"
   "swupdate swupdate"
+  "mender mender-client"
+  "mender-artifact mender-artifact"
+  "unshare util-linux"
 )
 
 missing=()

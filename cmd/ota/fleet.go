@@ -263,6 +263,7 @@ func newDevicesCmd() *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{Use: "devices", Short: "Provision and inspect devices on the fleet server"}
 	cf.add(cmd)
+	addAuthSetCmds(cmd, &cf)
 
 	var nd fleethttp.NewDevice
 	add := &cobra.Command{

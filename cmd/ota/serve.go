@@ -59,6 +59,8 @@ are the flag names. Flags win over the environment, which wins over the file.`,
 	f.Bool("dev-tls", false, "serve TLS with a self-signed certificate made in DATA/dev-tls/")
 	f.Int("poll", fleethttp.DefaultPollSeconds, "check-in interval suggested to devices, seconds")
 	f.Int64("max-upload", fleethttp.DefaultMaxUpload, "largest release upload, bytes")
+	f.Bool("mender", true, "also serve the Mender device API (mender-client 3.x)")
+	f.Bool("mender-auto-accept", false, "accept new Mender devices at their first auth request")
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "text", "text or json")
 	f.String("pprof-addr", "", "serve Go's net/http/pprof profiles on this loopback address (off by default)")
@@ -171,6 +173,9 @@ func runServe(stdout, stderr io.Writer, f *pflag.FlagSet) error {
 	srv := &fleethttp.Server{Store: db, Blobs: blobs, AdminToken: token, Logger: logger, Registry: reg,
 		PollSeconds: poll, MaxUpload: maxUp}
 	if srv.DDI, err = ddiConfig(f); err != nil {
+		return err
+	}
+	if srv.Mender, err = menderOptions(f, db, data); err != nil {
 		return err
 	}
 

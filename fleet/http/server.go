@@ -48,6 +48,8 @@ type Server struct {
 	PollSeconds int
 	// DDI configures the hawkBit DDI API (tenants, gateway tokens).
 	DDI DDIConfig
+	// Mender, when set, also serves the Mender device API (mender.go).
+	Mender *MenderOptions
 	// RequireClientCert refuses device calls without a verified TLS client
 	// certificate. Whenever one is presented, its CommonName must be the
 	// device id the token belongs to.
@@ -138,6 +140,9 @@ func (s *Server) init() {
 	device("POST /api/v1/device/deployments/{id}/status", s.reportStatus)
 	device("GET /api/v1/device/executions", s.ownExecutions)
 
+	if s.Mender != nil {
+		s.routeMender(mux)
+	}
 	s.routeUI(mux)
 	s.routeDDI(mux)
 	s.handler = mux

@@ -198,7 +198,7 @@ func (s *swupdate) stop() {
 	syscall.Kill(-pg, syscall.SIGKILL) // helpers that outlived the main process
 }
 
-func waitFor(t *testing.T, sw *swupdate, what string, cond func() bool) {
+func waitForSWUpdate(t *testing.T, sw *swupdate, what string, cond func() bool) {
 	t.Helper()
 	start := time.Now()
 	defer func() { t.Logf("%s after %v", what, time.Since(start).Round(time.Millisecond)) }()
@@ -305,7 +305,7 @@ func TestSWUpdateSuricatta(t *testing.T) {
 	rel := e.publishFile("1.0.1", "update.swu", k.build(t, "1.0.1", target, img))
 	dep := e.deploy(rel.ID, dev.id)
 	sw := startSWUpdate(t, k, mid.URL, dev.id, token)
-	waitFor(t, sw, "install", func() bool {
+	waitForSWUpdate(t, sw, "install", func() bool {
 		got, _ := os.ReadFile(target)
 		return bytes.Equal(got, img) && hasNote(execOf(t, e, dep.ID), "All Chunks Installed")
 	})
@@ -320,7 +320,7 @@ func TestSWUpdateSuricatta(t *testing.T) {
 	// SWUpdate reports the result after a reboot; without a bootloader
 	// state, -c 2 tells it the new image is good.
 	sw = startSWUpdate(t, k, mid.URL, dev.id, token, "-c", "2")
-	waitFor(t, sw, "success", func() bool { return execOf(t, e, dep.ID).State == fleet.ExecSuccess })
+	waitForSWUpdate(t, sw, "success", func() bool { return execOf(t, e, dep.ID).State == fleet.ExecSuccess })
 	sw.stop()
 	ex = execOf(t, e, dep.ID)
 	if ex.Progress != 100 || !hasNote(ex, "Update Installed") {
@@ -339,7 +339,7 @@ func TestSWUpdateSuricatta(t *testing.T) {
 	rel2 := e.publishFile("1.0.2", "update.swu", bad)
 	dep2 := e.deploy(rel2.ID, dev.id)
 	sw = startSWUpdate(t, k, mid.URL, dev.id, token)
-	waitFor(t, sw, "failure", func() bool { return execOf(t, e, dep2.ID).State == fleet.ExecFailure })
+	waitForSWUpdate(t, sw, "failure", func() bool { return execOf(t, e, dep2.ID).State == fleet.ExecFailure })
 	sw.stop()
 	ex = execOf(t, e, dep2.ID)
 	// SWUpdate closes with a summary and sends its log, errors included,
@@ -361,7 +361,7 @@ func TestSWUpdateSuricatta(t *testing.T) {
 	holdName = fmt.Sprint(execOf(t, e, dep3.ID).ID)
 	hold.Unlock()
 	sw = startSWUpdate(t, k, mid.URL, dev.id, token)
-	waitFor(t, sw, "download start", func() bool {
+	waitForSWUpdate(t, sw, "download start", func() bool {
 		hold.Lock()
 		defer hold.Unlock()
 		return held
@@ -371,7 +371,7 @@ func TestSWUpdateSuricatta(t *testing.T) {
 	}
 	time.Sleep(1500 * time.Millisecond) // SWUpdate checks for a cancel once per poll interval
 	close(canceled)
-	waitFor(t, sw, "cancel acknowledgement", func() bool { return hasNote(execOf(t, e, dep3.ID), "cancel acknowledged") })
+	waitForSWUpdate(t, sw, "cancel acknowledgement", func() bool { return hasNote(execOf(t, e, dep3.ID), "cancel acknowledged") })
 	close(release)
 	if os.Getenv("OTA_TEST_SWUPDATE_LOG") != "" {
 		t.Log(sw.out.String())
