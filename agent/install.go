@@ -56,13 +56,12 @@ func (a *Agent) Install(ctx context.Context, offer *Offer) (bool, error) {
 	}
 	dev := a.cfg.Device
 	dev.Version = running.Version
+	// A refused offer is not an attempt: the state (and a partial download
+	// of an accepted release) stays as it is, and nothing is written, so a
+	// hostile or stale server cannot wear the flash out poll after poll.
 	rel, err := a.cfg.Manifests.VerifyManifest(offer.Manifest, dev, a.rec.Sequence)
 	if err != nil {
-		err = fmt.Errorf("%w: %w", ErrManifest, err)
-		if a.rec.State == Downloading {
-			return false, err // keep the partial download of the accepted release
-		}
-		return false, a.fail(err)
+		return false, fmt.Errorf("%w: %w", ErrManifest, err)
 	}
 	if sameVersion(rel.Version, running.Version) {
 		return false, nil
@@ -74,16 +73,13 @@ func (a *Agent) Install(ctx context.Context, offer *Offer) (bool, error) {
 	}
 	art, err := a.choose(rel, offer, running.Version)
 	if err != nil {
-		if a.rec.State == Downloading {
-			return false, err
-		}
-		return false, a.fail(err)
+		return false, err
 	}
 	if offer.ArtifactURL != "" && (art.Name == offer.Artifact || art.URL == offer.Artifact) {
 		art.URL = offer.ArtifactURL
 	}
 	if art.URL, err = resolveURL(offer.BaseURL, art.URL); err != nil {
-		return false, a.fail(err)
+		return false, err
 	}
 	old := a.rec.Artifact
 	resume := a.rec.State == Downloading && old != nil && sameVersion(a.rec.Version, rel.Version) &&
@@ -355,6 +351,9 @@ func (a *Agent) download(ctx context.Context) error {
 				}
 				a.progress()
 			}
+			if err == nil && ctx.Err() != nil {
+				err = ctx.Err() // stop now, even if the body is already buffered
+			}
 			if err != nil {
 				if err != io.EOF {
 					rerr = err
@@ -364,6 +363,9 @@ func (a *Agent) download(ctx context.Context) error {
 		}
 		resp.Body.Close()
 		if err := checkpoint(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if rerr == nil && art.Size <= 0 {

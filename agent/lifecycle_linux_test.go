@@ -380,3 +380,29 @@ func TestLoop(t *testing.T) {
 		})
 	}
 }
+
+// A refused manifest is not an update attempt: the state stays and
+// nothing is persisted.
+func TestRefusedManifestChangesNothing(t *testing.T) {
+	d := newLinuxDevice(t)
+	a := d.agent()
+	saves := 0
+	tm := testManifests{d.ti}
+	good := tm.sign(Release{Version: "1.2.0", Sequence: 3})
+	bad := append([]byte(nil), good...)
+	bad[5] ^= 1
+	for name, raw := range map[string][]byte{"tampered": bad, "garbage": []byte("{"), "empty": nil} {
+		before, _ := d.cfg.Store.Load()
+		if ok, err := a.Install(context.Background(), &Offer{Manifest: raw}); ok || !errors.Is(err, ErrManifest) {
+			t.Errorf("%s: Install = %v, %v", name, ok, err)
+		}
+		after, _ := d.cfg.Store.Load()
+		if fmt.Sprint(before) != fmt.Sprint(after) {
+			saves++
+		}
+		wantState(t, a, Idle)
+	}
+	if saves != 0 {
+		t.Errorf("%d refused manifests changed the stored record", saves)
+	}
+}

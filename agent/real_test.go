@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -338,6 +339,47 @@ func lifecycleSuite(t *testing.T, newDevice func(k *realKit, running []byte) *re
 		a.Reboot()
 		wantState(t, a, Testing)
 		wantRunning(t, a, "1.2.0")
+	})
+
+	t.Run("download resumes after a reboot", func(t *testing.T) {
+		k := newRealKit(t)
+		d := newDevice(k, k.sign("1.1.0", 1, k.imgKey))
+		man := k.publish("1.2.0", 2, k.sign("1.2.0", 2, k.imgKey), nil)
+		cs := k.fileServer(0)
+		pkg := int64(len(cs.files["1.2.0/app-1.2.0.update"]))
+		ctx, cancel := context.WithCancel(context.Background())
+		d.cfg.Progress = func(st Status) {
+			if st.State == Downloading && st.Details.BytesReceived > pkg/2 {
+				cancel() // the power goes off half-way
+			}
+		}
+		a := d.boot(d.server(cs, man))
+		if _, err := a.CheckIn(ctx); err == nil {
+			t.Fatal("the download survived the power cut")
+		}
+		wantState(t, a, Downloading)
+		first := a.BytesReceived()
+		d.cfg.Progress = nil
+		cs.requests = nil
+		d.slots.Reset()
+		a = d.boot(d.server(cs, man))
+		persisted := a.Record().Offset
+		if persisted == 0 {
+			t.Fatal("no download offset was persisted")
+		}
+		l := &Loop{Agent: a}
+		if err := l.Run(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
+		wantState(t, a, Confirmed)
+		wantRunning(t, a, "1.2.0")
+		if len(cs.requests) == 0 || !strings.Contains(cs.requests[0], fmt.Sprintf("bytes=%d-", persisted)) {
+			t.Errorf("requests after the reboot: %q, want the first from offset %d", cs.requests, persisted)
+		}
+		if got := first + a.BytesReceived(); got >= 2*pkg {
+			t.Errorf("downloaded %d bytes in all for a %d-byte package", got, pkg)
+		}
+		t.Logf("cut after %d of %d bytes, %d persisted, %d fetched after the reboot", first, pkg, persisted, a.BytesReceived())
 	})
 
 	if patcher == nil {

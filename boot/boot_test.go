@@ -187,65 +187,67 @@ func TestPowerLossMatrix(t *testing.T) {
 				if c.small && mode != layout.SwapScratch {
 					continue // only swap-scratch takes another path for small images
 				}
-				r := newRig(t, mode, c.align, c.erased, key, c.small)
-				if c.aged {
-					r.age()
-				}
-				r.factory.TearBits(c.bits)
-				goals := []string{"update", "revert"}
-				if c.aged || os.Getenv("OTA_LONG") != "" {
-					goals = append(goals, "perm")
-				}
-				for _, goal := range goals {
-					// Reference run: how many operations the scenario takes.
-					dev := r.factory.Clone()
-					var cnt uint32
-					if _, err := r.drive(dev, goal, false, &cnt); err != nil {
-						t.Fatal(err)
+				t.Run(fmt.Sprintf("align%d/erased%#02x/small=%v/aged=%v/bits=%v", c.align, c.erased, c.small, c.aged, c.bits), func(t *testing.T) {
+					r := newRig(t, mode, c.align, c.erased, key, c.small)
+					if c.aged {
+						r.age()
 					}
-					ops := dev.Ops()
-					for cut := 1; cut <= ops; cut++ {
-						total++
+					r.factory.TearBits(c.bits)
+					goals := []string{"update", "revert"}
+					if c.aged || os.Getenv("OTA_LONG") != "" {
+						goals = append(goals, "perm")
+					}
+					for _, goal := range goals {
+						// Reference run: how many operations the scenario takes.
 						dev := r.factory.Clone()
-						dev.CutPowerAt(cut, uint64(cut)*7919)
-						var counter uint32
-						_, err := r.drive(dev, goal, false, &counter)
-						if !errors.Is(err, flash.ErrPowerCut) {
-							t.Fatalf("%s %s cut %d/%d: drive ended with %v", r.name(), goal, cut, ops, err)
+						var cnt uint32
+						if _, err := r.drive(dev, goal, false, &cnt); err != nil {
+							t.Fatal(err)
 						}
-						dev.PowerOn()
-						out, err := r.drive(dev, goal, true, &counter)
-						if err != nil {
-							t.Fatalf("%s %s cut %d: after reboot: %v", r.name(), goal, cut, err)
-						}
-						slots := r.checkSlots(dev)
-						switch {
-						case goal == "update" || goal == "perm":
-							if out.final != "new" || !out.confirmed || out.counter != 2 {
-								t.Fatalf("%s update cut %d: ended %+v", r.name(), cut, out)
+						ops := dev.Ops()
+						for cut := 1; cut <= ops; cut++ {
+							total++
+							dev := r.factory.Clone()
+							dev.CutPowerAt(cut, uint64(cut)*7919)
+							var counter uint32
+							_, err := r.drive(dev, goal, false, &counter)
+							if !errors.Is(err, flash.ErrPowerCut) {
+								t.Fatalf("%s %s cut %d/%d: drive ended with %v", r.name(), goal, cut, ops, err)
 							}
-							if mode != layout.OverwriteOnly && slots[Secondary] != "old" {
-								t.Fatalf("%s update cut %d: secondary holds %q, want the old image", r.name(), cut, slots[Secondary])
+							dev.PowerOn()
+							out, err := r.drive(dev, goal, true, &counter)
+							if err != nil {
+								t.Fatalf("%s %s cut %d: after reboot: %v", r.name(), goal, cut, err)
 							}
-						case mode == layout.OverwriteOnly:
-							if out.final != "new" && out.final != "old" {
-								t.Fatalf("%s revert cut %d: ended %+v", r.name(), cut, out)
-							}
-						case out.final == "new":
-							// MCUboot keeps the test image when the cut tore
-							// copy_done or image_ok so that no revert is due.
-							st, _ := r.open(dev).Loader.Status()
-							if p := st[Primary].State; p.CopyDone != FlagBad && p.ImageOK != FlagBad && p.Magic == MagicGood {
-								t.Fatalf("%s revert cut %d: test image kept with trailer %+v", r.name(), cut, p)
-							}
-							lostReverts++
-						default:
-							if out.counter != 1 {
-								t.Fatalf("%s revert cut %d: counter %d", r.name(), cut, out.counter)
+							slots := r.checkSlots(dev)
+							switch {
+							case goal == "update" || goal == "perm":
+								if out.final != "new" || !out.confirmed || out.counter != 2 {
+									t.Fatalf("%s update cut %d: ended %+v", r.name(), cut, out)
+								}
+								if mode != layout.OverwriteOnly && slots[Secondary] != "old" {
+									t.Fatalf("%s update cut %d: secondary holds %q, want the old image", r.name(), cut, slots[Secondary])
+								}
+							case mode == layout.OverwriteOnly:
+								if out.final != "new" && out.final != "old" {
+									t.Fatalf("%s revert cut %d: ended %+v", r.name(), cut, out)
+								}
+							case out.final == "new":
+								// MCUboot keeps the test image when the cut tore
+								// copy_done or image_ok so that no revert is due.
+								st, _ := r.open(dev).Loader.Status()
+								if p := st[Primary].State; p.CopyDone != FlagBad && p.ImageOK != FlagBad && p.Magic == MagicGood {
+									t.Fatalf("%s revert cut %d: test image kept with trailer %+v", r.name(), cut, p)
+								}
+								lostReverts++
+							default:
+								if out.counter != 1 {
+									t.Fatalf("%s revert cut %d: counter %d", r.name(), cut, out.counter)
+								}
 							}
 						}
 					}
-				}
+				})
 			}
 		})
 	}

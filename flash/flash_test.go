@@ -258,3 +258,43 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestTearBits: with TearBits, a torn erase only moves bits towards the
+// erased value, anywhere in the sector.
+func TestTearBits(t *testing.T) {
+	for _, erased := range []byte{0xFF, 0x00} {
+		d := mustNew(t, Geometry{Uniform(2, 4096), 1, erased})
+		d.TearBits(true)
+		old := make([]byte, 4096)
+		for i := range old {
+			old[i] = byte(i * 7)
+			if old[i] == erased {
+				old[i] ^= 0x5A
+			}
+		}
+		d.Write(0, old)
+		d.CutPowerAt(d.Ops()+1, 42)
+		if err := d.Erase(0, 4096); !errors.Is(err, ErrPowerCut) {
+			t.Fatal(err)
+		}
+		d.PowerOn()
+		got := d.Snapshot()[:4096]
+		changed, first, last := 0, -1, -1
+		for i := range got {
+			// Every bit equals either the old bit or the erased bit.
+			if (got[i]^old[i])&(got[i]^erased) != 0 {
+				t.Fatalf("byte %d: %#x from %#x moved away from erased %#x", i, got[i], old[i], erased)
+			}
+			if got[i] != old[i] {
+				changed++
+				if first < 0 {
+					first = i
+				}
+				last = i
+			}
+		}
+		if changed > 0 && (first > 2048 || last < 2048) {
+			t.Errorf("erased %#x: torn bits only in [%d, %d]", erased, first, last)
+		}
+	}
+}

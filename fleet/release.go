@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -76,48 +77,57 @@ func (r *Release) FullImage() (Artifact, bool) {
 }
 
 // BestArtifact picks what a device on currentVersion should download: the
-// delta whose base is exactly currentVersion, else the full image.
+// delta whose base is exactly currentVersion (build metadata after "+"
+// aside), else the full image.
 func (r *Release) BestArtifact(currentVersion string) (Artifact, bool) {
-	if currentVersion != "" {
-		for _, a := range r.Artifacts {
-			if a.Kind == KindDelta && a.FromVersion == currentVersion {
-				return a, true
-			}
-		}
+	if a, ok := r.deltaFrom(currentVersion); ok {
+		return a, true
 	}
 	return r.FullImage()
 }
 
-// Compatible reports whether a device with the given facts may install r,
-// and if not, why.
-func (r *Release) Compatible(hardwareRevision, bootloaderVersion, currentVersion string) error {
+func (r *Release) deltaFrom(v string) (Artifact, bool) {
+	if v == "" {
+		return Artifact{}, false
+	}
+	core, _, _ := strings.Cut(v, "+")
+	for _, a := range r.Artifacts {
+		if a.Kind == KindDelta && (a.FromVersion == v || a.FromVersion == core) {
+			return a, true
+		}
+	}
+	return Artifact{}, false
+}
+
+// Choose returns the artifact a device with these facts should install, or
+// an error wrapping ErrIncompatible saying why it may not install r:
+// hardware revision not listed, bootloader older than
+// minBootloaderVersion, already on this version or newer (no downgrades),
+// or older than requiredBaseVersion with no delta from its exact version.
+func (r *Release) Choose(hardwareRevision, bootloaderVersion, currentVersion string) (Artifact, error) {
 	c := r.Compatibility
-	if len(c.HardwareRevision) > 0 {
-		ok := false
-		for _, h := range c.HardwareRevision {
-			if h == hardwareRevision {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return fmt.Errorf("%w: hardware revision %q not in %v", ErrIncompatible, hardwareRevision, c.HardwareRevision)
-		}
+	if len(c.HardwareRevision) > 0 && !slices.Contains(c.HardwareRevision, hardwareRevision) {
+		return Artifact{}, fmt.Errorf("%w: hardware revision %q not in %v", ErrIncompatible, hardwareRevision, c.HardwareRevision)
 	}
 	if c.MinBootloaderVersion != "" {
 		if bootloaderVersion == "" || CompareVersions(bootloaderVersion, c.MinBootloaderVersion) < 0 {
-			return fmt.Errorf("%w: bootloader %q older than %q", ErrIncompatible, bootloaderVersion, c.MinBootloaderVersion)
-		}
-	}
-	if c.RequiredBaseVersion != "" {
-		if currentVersion == "" || CompareVersions(currentVersion, c.RequiredBaseVersion) < 0 {
-			return fmt.Errorf("%w: current version %q older than required base %q", ErrIncompatible, currentVersion, c.RequiredBaseVersion)
+			return Artifact{}, fmt.Errorf("%w: bootloader %q older than %q", ErrIncompatible, bootloaderVersion, c.MinBootloaderVersion)
 		}
 	}
 	if currentVersion != "" && CompareVersions(currentVersion, r.Version) >= 0 {
-		return fmt.Errorf("%w: device already runs %q, release is %q", ErrIncompatible, currentVersion, r.Version)
+		return Artifact{}, fmt.Errorf("%w: device already runs %q, release is %q", ErrIncompatible, currentVersion, r.Version)
 	}
-	return nil
+	if a, ok := r.deltaFrom(currentVersion); ok {
+		return a, nil
+	}
+	if c.RequiredBaseVersion != "" && (currentVersion == "" || CompareVersions(currentVersion, c.RequiredBaseVersion) < 0) {
+		return Artifact{}, fmt.Errorf("%w: current version %q older than required base %q and no delta from it", ErrIncompatible, currentVersion, c.RequiredBaseVersion)
+	}
+	a, ok := r.FullImage()
+	if !ok {
+		return Artifact{}, fmt.Errorf("%w: release %s has no full image", ErrInvalid, r.ID)
+	}
+	return a, nil
 }
 
 // ErrIncompatible says a device may not install a release.
@@ -162,7 +172,8 @@ type summaryDoc struct {
 		File        string `json:"file"`
 		Size        *int64 `json:"size"`
 	} `json:"deltaPatches"`
-	Manifest  string `json:"manifest"`
+	Version   string          `json:"version"`
+	Manifest  json.RawMessage `json:"manifest"` // a file name or {file, sha256, …}
 	Artifacts []struct {
 		Name   string `json:"name"`
 		Size   *int64 `json:"size"`
@@ -188,7 +199,9 @@ type manifestDoc struct {
 	Delta *struct {
 		Available    bool     `json:"available"`
 		BaseVersions []string `json:"baseVersions"`
-		Files        []string `json:"files"`
+		// Files is either a list of names (parallel to BaseVersions) or
+		// a map from base version to {file, size, hash}.
+		Files json.RawMessage `json:"files"`
 	} `json:"delta"`
 	ReleaseNotes any `json:"releaseNotes"`
 }
@@ -220,6 +233,9 @@ func ParseRelease(summary, manifest []byte, files map[string]UploadedFile) (*Rel
 	r := &Release{Version: m.Version, Manifest: manifest, Summary: summary}
 	if r.Version == "" && s.UpdateImage != nil {
 		r.Version = s.UpdateImage.Version
+	}
+	if r.Version == "" {
+		r.Version = s.Version
 	}
 	if r.Version == "" {
 		return nil, fmt.Errorf("%w: %s has no version", ErrInvalid, ManifestFile)
@@ -307,18 +323,41 @@ func ParseRelease(summary, manifest []byte, files map[string]UploadedFile) (*Rel
 		}
 		a.Kind, a.FromVersion = KindDelta, p.FromVersion
 	}
-	if d := m.Delta; d != nil {
-		for i, f := range d.Files {
-			a, err := need(fmt.Sprintf("%s delta.files[%d]", ManifestFile, i), f, nil, "")
-			if err != nil {
-				return nil, err
-			}
-			if a.Kind != KindDelta {
-				a.Kind = KindDelta
-				if i < len(d.BaseVersions) {
-					a.FromVersion = d.BaseVersions[i]
+	if d := m.Delta; d != nil && len(d.Files) > 0 && string(d.Files) != "null" {
+		var list []string
+		var byBase map[string]struct {
+			File string `json:"file"`
+			Size *int64 `json:"size"`
+			Hash string `json:"hash"`
+		}
+		if err := json.Unmarshal(d.Files, &list); err == nil {
+			for i, f := range list {
+				a, err := need(fmt.Sprintf("%s delta.files[%d]", ManifestFile, i), f, nil, "")
+				if err != nil {
+					return nil, err
+				}
+				if a.Kind != KindDelta && i < len(d.BaseVersions) {
+					a.Kind, a.FromVersion = KindDelta, d.BaseVersions[i]
 				}
 			}
+		} else if err := json.Unmarshal(d.Files, &byBase); err == nil {
+			bases := make([]string, 0, len(byBase))
+			for b := range byBase {
+				bases = append(bases, b)
+			}
+			sort.Strings(bases)
+			for _, base := range bases {
+				f := byBase[base]
+				a, err := need(fmt.Sprintf("%s delta.files[%q]", ManifestFile, base), f.File, f.Size, f.Hash)
+				if err != nil {
+					return nil, err
+				}
+				if a.Kind != KindDelta {
+					a.Kind, a.FromVersion = KindDelta, base
+				}
+			}
+		} else {
+			return nil, fmt.Errorf("%w: %s delta.files: want a list of names or a map of base version to file", ErrInvalid, ManifestFile)
 		}
 	}
 	for i, x := range s.Artifacts {

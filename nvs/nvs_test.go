@@ -178,8 +178,21 @@ func TestPowerLoss(t *testing.T) {
 	}
 	ops := script(n)
 	cuts := 0
+	type cfg struct {
+		align  int
+		erased byte
+		bits   bool // torn erases flip bits anywhere
+	}
+	var cfgs []cfg
 	for _, align := range []int{1, 8, 32} {
 		for _, erased := range []byte{0xFF, 0x00} {
+			cfgs = append(cfgs, cfg{align, erased, false})
+		}
+	}
+	cfgs = append(cfgs, cfg{8, 0xFF, true}, cfg{1, 0x00, true})
+	for _, c := range cfgs {
+		align, erased := c.align, c.erased
+		{
 			// Reference run: how many flash operations the script takes.
 			d := newDev(t, align, erased)
 			s, err := Mount(d, 0, d.Size())
@@ -195,6 +208,7 @@ func TestPowerLoss(t *testing.T) {
 			for cut := 1; cut <= total; cut++ {
 				cuts++
 				d := newDev(t, align, erased)
+				d.TearBits(c.bits)
 				d.CutPowerAt(cut, uint64(cut))
 				acked := &model{kv: map[string]string{}}
 				next := 0

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -260,7 +261,7 @@ waits in PENDING_REBOOT; --reboot resets it so that the new image runs on trial
 
 func newDeviceRunCmd() *cobra.Command {
 	var f agentFlags
-	var server, manifestURL, token, tokenFile, health, id string
+	var server, manifestURL, token, tokenFile, health, healthCmd, id string
 	var poll time.Duration
 	var once bool
 	cmd := &cobra.Command{
@@ -270,7 +271,8 @@ func newDeviceRunCmd() *cobra.Command {
 authenticated by the device's --token) or polls a signed manifest on a plain
 HTTP file server (--manifest-url). An offered update is downloaded (resuming
 after drops), verified, applied to the secondary slot and marked for test; the
-simulated device then resets, runs its health check (--health pass|fail) and
+simulated device then resets, runs its health check (--health pass|fail, or
+the command --health-cmd, for gateways) and
 confirms the new image, or lets it revert when the confirmation deadline passes.
 Progress is printed and reported to the server in the updateStatus shape.
 --once stops after one update cycle.`,
@@ -312,8 +314,17 @@ Progress is printed and reported to the server in the updateStatus shape.
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
-			loop := &agent.Loop{Agent: a, Log: out,
-				Healthy: func() bool { return health == "pass" },
+			healthy := func() bool { return health == "pass" }
+			if healthCmd != "" {
+				// The application's own self-test decides: exit status 0 is healthy.
+				healthy = func() bool {
+					args := strings.Fields(healthCmd)
+					c := exec.CommandContext(ctx, args[0], args[1:]...)
+					c.Stdout, c.Stderr = out, cmd.ErrOrStderr()
+					return c.Run() == nil
+				}
+			}
+			loop := &agent.Loop{Agent: a, Log: out, Healthy: healthy,
 				Poll: func() time.Duration {
 					if fleet != nil && fleet.PollSeconds > 0 {
 						return time.Duration(fleet.PollSeconds) * time.Second
@@ -330,6 +341,7 @@ Progress is printed and reported to the server in the updateStatus shape.
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the device token")
 	cmd.Flags().StringVar(&id, "id", "", "device id (for logs)")
 	cmd.Flags().StringVar(&health, "health", "pass", "outcome of the simulated health check after an update: pass or fail")
+	cmd.Flags().StringVar(&healthCmd, "health-cmd", "", "health check command run on a new image (exit 0: confirm); overrides --health")
 	cmd.Flags().DurationVar(&poll, "poll", 30*time.Second, "check-in interval when the server does not set one")
 	cmd.Flags().BoolVar(&once, "once", false, "stop after one check-in and update cycle")
 	return cmd

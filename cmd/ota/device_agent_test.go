@@ -158,3 +158,20 @@ func TestDeviceRunReleaseDeltaOnFlash(t *testing.T) {
 		t.Fatalf("status:\n%s", st)
 	}
 }
+
+// A gateway whose health check command fails does not confirm the new
+// image: it reverts at the deadline, and the same release is not retried.
+func TestDeviceRunHealthCmdFails(t *testing.T) {
+	r := newAgentRelease(t)
+	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(r.manifest))))
+	defer srv.Close()
+	args := r.deviceArgs("device", "run", "--manifest-url", srv.URL+"/manifest.json", "--once",
+		"--manifest-key", filepath.Join(r.keys, "ecdsa-p256.pub.pem"), "--health-cmd", "false", "--confirm-timeout", "1ms")
+	code, out, errs := runOTA(t, args...)
+	if code != 0 || !strings.Contains(out, "REVERTING") || !strings.Contains(out, "state FAILED, running 1.1.0") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, _ := runOTA(t, args...); code != 0 || strings.Contains(out, "DOWNLOADING") {
+		t.Fatalf("the reverted release was retried: exit %d\n%s", code, out)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -53,12 +54,18 @@ are the flag names. Flags win over the environment, which wins over the file.`,
 	f.String("admin-token", "", "admin API token (default: read or create DATA/admin-token)")
 	f.String("tls-cert", "", "TLS certificate (PEM)")
 	f.String("tls-key", "", "TLS private key (PEM)")
+	f.String("client-ca", "", "PEM CA of device client certificates (mTLS); a presented certificate's CN must be the device id")
+	f.Bool("require-client-cert", false, "with --client-ca: refuse device calls without a client certificate")
 	f.Bool("dev-tls", false, "serve TLS with a self-signed certificate made in DATA/dev-tls/")
 	f.Int("poll", fleethttp.DefaultPollSeconds, "check-in interval suggested to devices, seconds")
 	f.Int64("max-upload", fleethttp.DefaultMaxUpload, "largest release upload, bytes")
+	f.Bool("mender", true, "also serve the Mender device API (mender-client 3.x)")
+	f.Bool("mender-auto-accept", false, "accept new Mender devices at their first auth request")
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "text", "text or json")
+	f.String("pprof-addr", "", "serve Go's net/http/pprof profiles on this loopback address (off by default)")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long to wait for requests on shutdown")
+	addDDIFlags(f)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := applyEnvAndConfig(f); err != nil {
 			return err
@@ -152,12 +159,25 @@ func runServe(stdout, stderr io.Writer, f *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
+	// Blobs of uploads cut between storing an artifact and committing the
+	// release are never served; reclaim their space.
+	if n, err := blobs.Sweep(func(sum string) (bool, error) { return db.BlobReferenced(context.Background(), sum) }); err != nil {
+		return err
+	} else if n > 0 {
+		logger.Info("removed unreferenced blobs", "count", n)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	poll, _ := f.GetInt("poll")
 	maxUp, _ := f.GetInt64("max-upload")
 	srv := &fleethttp.Server{Store: db, Blobs: blobs, AdminToken: token, Logger: logger, Registry: reg,
 		PollSeconds: poll, MaxUpload: maxUp}
+	if srv.DDI, err = ddiConfig(f); err != nil {
+		return err
+	}
+	if srv.Mender, err = menderOptions(f, db, data); err != nil {
+		return err
+	}
 
 	certFile, keyFile := get("tls-cert"), get("tls-key")
 	devTLS, _ := f.GetBool("dev-tls")
@@ -172,6 +192,13 @@ func runServe(stdout, stderr io.Writer, f *pflag.FlagSet) error {
 	if (certFile == "") != (keyFile == "") {
 		return fmt.Errorf("give both --tls-cert and --tls-key")
 	}
+	srv.RequireClientCert, _ = f.GetBool("require-client-cert")
+	if (get("client-ca") != "" || srv.RequireClientCert) && certFile == "" {
+		return fmt.Errorf("--client-ca and --require-client-cert need TLS (--tls-cert/--tls-key or --dev-tls)")
+	}
+	if srv.RequireClientCert && get("client-ca") == "" {
+		return fmt.Errorf("--require-client-cert needs --client-ca")
+	}
 	ln, err := net.Listen("tcp", get("addr"))
 	if err != nil {
 		return err
@@ -185,6 +212,19 @@ func runServe(stdout, stderr io.Writer, f *pflag.FlagSet) error {
 			return fmt.Errorf("TLS: %w", err)
 		}
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if ca := get("client-ca"); ca != "" {
+			pemBytes, err := os.ReadFile(ca)
+			if err != nil {
+				return fmt.Errorf("--client-ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pemBytes) {
+				return fmt.Errorf("--client-ca %s: no PEM certificate", ca)
+			}
+			// Admin and dashboard clients have no certificate, so it is
+			// verified when given; devices may be required to give one.
+			hs.TLSConfig.ClientCAs, hs.TLSConfig.ClientAuth = pool, tls.VerifyClientCertIfGiven
+		}
 		ln = tls.NewListener(ln, hs.TLSConfig)
 		scheme = "https"
 	}
@@ -204,6 +244,19 @@ func runServe(stdout, stderr io.Writer, f *pflag.FlagSet) error {
 			}
 		}
 	}()
+	if pa := get("pprof-addr"); pa != "" {
+		pm := http.NewServeMux()
+		pm.HandleFunc("/debug/pprof/", pprof.Index)
+		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		pln, err := net.Listen("tcp", pa)
+		if err != nil {
+			return fmt.Errorf("--pprof-addr: %w", err)
+		}
+		go http.Serve(pln, pm)
+		logger.Info("pprof", "addr", pln.Addr().String())
+	}
 	url := fmt.Sprintf("%s://%s", scheme, ln.Addr())
 	fmt.Fprintf(stdout, "ota serve: listening on %s (dashboard %s/ui/, admin token in %s)\n", url, url,
 		tokenSource(get("admin-token"), data))

@@ -46,6 +46,14 @@ type Server struct {
 	MaxJSON   int64
 	// PollSeconds is the check-in interval suggested to devices.
 	PollSeconds int
+	// DDI configures the hawkBit DDI API (tenants, gateway tokens).
+	DDI DDIConfig
+	// Mender, when set, also serves the Mender device API (mender.go).
+	Mender *MenderOptions
+	// RequireClientCert refuses device calls without a verified TLS client
+	// certificate. Whenever one is presented, its CommonName must be the
+	// device id the token belongs to.
+	RequireClientCert bool
 
 	once      sync.Once
 	handler   http.Handler
@@ -132,7 +140,11 @@ func (s *Server) init() {
 	device("POST /api/v1/device/deployments/{id}/status", s.reportStatus)
 	device("GET /api/v1/device/executions", s.ownExecutions)
 
+	if s.Mender != nil {
+		s.routeMender(mux)
+	}
 	s.routeUI(mux)
+	s.routeDDI(mux)
 	s.handler = mux
 }
 
@@ -194,7 +206,7 @@ func (s *Server) instrument(h http.Handler) http.Handler {
 		s.metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		if rec.code >= 500 {
 			s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", rec.code)
-		} else {
+		} else if s.Logger.Enabled(r.Context(), slog.LevelDebug) {
 			s.Logger.Debug("request", "method", r.Method, "path", r.URL.Path, "code", rec.code, "dur", time.Since(start))
 		}
 	})
@@ -250,6 +262,17 @@ func (s *Server) requireDevice(h deviceHandler) http.Handler {
 			writeError(w, err)
 			return
 		}
+		// Optional mTLS: a verified client certificate must name this
+		// device, so a stolen token is useless without the device's key.
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			if cn := r.TLS.VerifiedChains[0][0].Subject.CommonName; cn != id {
+				writeError(w, fmt.Errorf("%w: client certificate is for %q, token for %q", fleet.ErrForbidden, cn, id))
+				return
+			}
+		} else if s.RequireClientCert {
+			writeError(w, fmt.Errorf("%w: a client certificate is required", fleet.ErrForbidden))
+			return
+		}
 		h(w, r, id)
 	})
 }
@@ -288,12 +311,17 @@ func writeError(w http.ResponseWriter, err error) {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	w.Write(b)
 }
 
 // decode reads one JSON value of at most MaxJSON bytes, refusing unknown

@@ -37,6 +37,13 @@ type env struct {
 
 func newEnv(t *testing.T, tweak ...func(*fleethttp.Server)) *env {
 	t.Helper()
+	e := newEnvB(t, tweak...)
+	e.t = t
+	return e
+}
+
+func newEnvB(t testing.TB, tweak ...func(*fleethttp.Server)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(filepath.Join(dir, "fleet.db"))
 	if err != nil {
@@ -53,7 +60,7 @@ func newEnv(t *testing.T, tweak ...func(*fleethttp.Server)) *env {
 	}
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
-	return &env{t: t, url: ts.URL, admin: fleethttp.NewClient(ts.URL, adminToken, nil), store: db,
+	return &env{url: ts.URL, admin: fleethttp.NewClient(ts.URL, adminToken, nil), store: db,
 		blobs: filepath.Join(dir, "blobs"), server: s}
 }
 

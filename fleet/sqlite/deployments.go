@@ -45,6 +45,7 @@ func (db *DB) CreateDeployment(ctx context.Context, d *fleet.Deployment) error {
 			ms(d.StartAt), d.State, 0, "", ms(now), ms(now)); err != nil {
 			return fmt.Errorf("sqlite: insert deployment: %w", err)
 		}
+		db.mayCreateOffers(tx)
 		phase := fleet.AssignPhases(d.ID, ids, d.Phases)
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO executions (deployment_id, device_id, phase, state, updated_at) VALUES (?,?,?,?,?)`)
 		if err != nil {
@@ -210,6 +211,7 @@ func (db *DB) Deployments(ctx context.Context) ([]*fleet.Deployment, error) {
 
 // setDeploymentState updates state, phase and reason.
 func (db *DB) setDeploymentState(ctx context.Context, tx *sql.Tx, d *fleet.Deployment) error {
+	db.mayCreateOffers(tx)
 	d.UpdatedAt = db.now().UTC()
 	_, err := tx.ExecContext(ctx, `UPDATE deployments SET state = ?, current_phase = ?, reason = ?, updated_at = ? WHERE id = ?`,
 		d.State, d.CurrentPhase, d.Reason, ms(d.UpdatedAt), d.ID)
@@ -333,6 +335,7 @@ func (db *DB) StartDue(ctx context.Context, now time.Time) error {
 	}
 	_, err := db.w.ExecContext(ctx, `UPDATE deployments SET state = 'running', reason = 'scheduled start', updated_at = ?
 		WHERE state = 'scheduled' AND start_at <= ?`, ms(now), ms(now))
+	db.gen.Add(1)
 	return err
 }
 
@@ -454,58 +457,63 @@ func (db *DB) transition(ctx context.Context, tx *sql.Tx, e *fleet.Execution, st
 	return db.evaluate(ctx, tx, e.DeploymentID)
 }
 
-// offer finds the update device d should install now.
+const offerQuery = `SELECT e.id, e.deployment_id, e.device_id, e.phase, e.state, e.device_state, e.progress,
+	e.bytes, e.total_bytes, e.speed, e.artifact, e.error, e.updated_at, d.state, d.current_phase, d.release_id
+	FROM executions e JOIN deployments d ON d.id = e.deployment_id
+	WHERE e.device_id = ? AND e.state IN ` + activeStates + ` AND d.state IN ('running','paused')
+	ORDER BY d.created_at`
+
+// offer finds the update device d should install now. The common answer,
+// "nothing", costs one indexed query.
 func (db *DB) offer(ctx context.Context, d *fleet.Device) (*fleet.Offer, error) {
 	type cand struct {
-		execID                 int64
-		depID, depState, relID string
-		phase, curPhase        int
-		execState              string
+		e               *fleet.Execution
+		depState, relID string
+		curPhase        int
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT e.id, e.deployment_id, e.phase, e.state, d.state, d.current_phase, d.release_id
-		FROM executions e JOIN deployments d ON d.id = e.deployment_id
-		WHERE e.device_id = ? AND e.state IN `+activeStates+` AND d.state IN ('running','paused')
-		ORDER BY d.created_at`, d.ID)
+	rows, err := db.offerStmt.QueryContext(ctx, d.ID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: offer: %w", err)
 	}
 	var cands []cand
 	for rows.Next() {
 		var c cand
-		if err := rows.Scan(&c.execID, &c.depID, &c.phase, &c.execState, &c.depState, &c.curPhase, &c.relID); err != nil {
+		var e fleet.Execution
+		var updated int64
+		if err := rows.Scan(&e.ID, &e.DeploymentID, &e.DeviceID, &e.Phase, &e.State, &e.DeviceState, &e.Progress, &e.Bytes,
+			&e.TotalBytes, &e.Speed, &e.Artifact, &e.Error, &updated, &c.depState, &c.curPhase, &c.relID); err != nil {
 			rows.Close()
 			return nil, err
 		}
+		e.UpdatedAt = fromMS(updated)
+		c.e = &e
 		cands = append(cands, c)
 	}
 	rows.Close()
 	for _, c := range cands {
-		if c.execState == fleet.ExecPending && (c.depState != fleet.DeploymentRunning || c.phase > c.curPhase) {
+		e := c.e
+		if e.State == fleet.ExecPending && (c.depState != fleet.DeploymentRunning || e.Phase > c.curPhase) {
 			continue
 		}
 		rel, err := db.Release(ctx, c.relID)
 		if err != nil {
 			return nil, err
 		}
-		var e *fleet.Execution
-		if c.execState == fleet.ExecPending {
+		if e.State == fleet.ExecPending {
 			skip := false
 			err := db.tx(ctx, func(tx *sql.Tx) error {
-				e, err = scanExecution(tx.QueryRowContext(ctx, `SELECT `+execCols+` FROM executions WHERE id = ?`, c.execID))
+				e, err = scanExecution(tx.QueryRowContext(ctx, `SELECT `+execCols+` FROM executions WHERE id = ?`, e.ID))
 				if err != nil {
 					return err
 				}
 				if e.State != fleet.ExecPending {
 					return nil // someone else moved it on
 				}
-				if cerr := rel.Compatible(d.HardwareRevision, d.BootloaderVersion, d.CurrentVersion); cerr != nil {
+				a, cerr := rel.Choose(d.HardwareRevision, d.BootloaderVersion, d.CurrentVersion)
+				if cerr != nil {
 					skip = true
 					e.Error = cerr.Error()
 					return db.transition(ctx, tx, e, fleet.ExecSkipped, cerr.Error())
-				}
-				a, ok := rel.BestArtifact(d.CurrentVersion)
-				if !ok {
-					return fmt.Errorf("%w: release %s has no image", fleet.ErrInvalid, rel.ID)
 				}
 				e.Artifact = a.Name
 				return db.transition(ctx, tx, e, fleet.ExecOffered, "offered "+a.Name)
@@ -516,11 +524,6 @@ func (db *DB) offer(ctx context.Context, d *fleet.Device) (*fleet.Offer, error) 
 			if skip {
 				continue
 			}
-		} else {
-			e, err = scanExecution(db.r.QueryRowContext(ctx, `SELECT `+execCols+` FROM executions WHERE id = ?`, c.execID))
-			if err != nil {
-				return nil, fmt.Errorf("sqlite: offer: %w", err)
-			}
 		}
 		a, ok := rel.Artifact(e.Artifact)
 		if !ok {
@@ -528,10 +531,7 @@ func (db *DB) offer(ctx context.Context, d *fleet.Device) (*fleet.Offer, error) 
 				continue
 			}
 		}
-		dep, err := db.Deployment(ctx, c.depID)
-		if err != nil {
-			return nil, err
-		}
+		dep := &fleet.Deployment{ID: e.DeploymentID, ReleaseID: rel.ID, State: c.depState, CurrentPhase: c.curPhase}
 		return &fleet.Offer{Deployment: dep, Execution: e, Release: rel, Artifact: a}, nil
 	}
 	return nil, nil
@@ -579,6 +579,7 @@ func (db *DB) ReportStatus(ctx context.Context, deviceID, deploymentID string, s
 		case fleet.ExecFinal(e.State) && e.State != state:
 			return fmt.Errorf("%w: execution already finished with %s", fleet.ErrConflict, e.State)
 		}
+		db.forget(deviceID)
 		if _, err := tx.ExecContext(ctx, `UPDATE devices SET state = ? WHERE id = ?`, strings.ToUpper(s.State), deviceID); err != nil {
 			return err
 		}

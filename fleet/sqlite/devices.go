@@ -102,6 +102,7 @@ func (db *DB) CreateDevices(ctx context.Context, ds []*fleet.Device) ([]string, 
 	}
 	now := db.now().UTC()
 	toks := make([]string, len(ds))
+	gen := db.gen.Load() // new devices have no executions until a deployment bumps gen
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO devices (id, token_hash, hardware_revision, bootloader_version,
 			current_version, attributes, grp, tags, created_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`)
@@ -136,6 +137,12 @@ func (db *DB) CreateDevices(ctx context.Context, ds []*fleet.Device) ([]string, 
 	})
 	if err != nil {
 		return nil, err
+	}
+	for i, d := range ds {
+		db.tokens.Store(hashToken(toks[i]), d.ID)
+		c := *d
+		db.devCache.Store(d.ID, &c)
+		db.noOffer.Store(d.ID, gen)
 	}
 	return toks, nil
 }
@@ -188,7 +195,7 @@ func (db *DB) scanDevice(s scanner) (*fleet.Device, error) {
 
 // Device returns one device.
 func (db *DB) Device(ctx context.Context, id string) (*fleet.Device, error) {
-	d, err := db.scanDevice(db.r.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ?`, id))
+	d, err := db.scanDevice(db.deviceStmt.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: device %q", fleet.ErrNotFound, id)
 	}
@@ -252,6 +259,7 @@ func (db *DB) UpdateDevice(ctx context.Context, id string, u fleet.DeviceUpdate)
 		if n == 0 {
 			return fmt.Errorf("%w: device %q", fleet.ErrNotFound, id)
 		}
+		db.forget(id)
 		if u.Group != nil {
 			if _, err := tx.ExecContext(ctx, `UPDATE devices SET grp = ? WHERE id = ?`, *u.Group, id); err != nil {
 				return err
@@ -312,7 +320,7 @@ func (db *DB) CheckIn(ctx context.Context, id string, c fleet.CheckIn) (*fleet.O
 		return nil, err
 	}
 	now := db.now().UTC()
-	d, err := db.Device(ctx, id)
+	d, err := db.facts(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -331,12 +339,98 @@ func (db *DB) CheckIn(ctx context.Context, id string, c fleet.CheckIn) (*fleet.O
 		d.Attributes, changed = c.Attributes, true
 	}
 	if changed {
+		db.forget(id)
 		_, err := db.w.ExecContext(ctx, `UPDATE devices SET current_version = ?, hardware_revision = ?, bootloader_version = ?,
 			attributes = ? WHERE id = ?`, d.CurrentVersion, d.HardwareRevision, d.BootloaderVersion,
 			jsonString(d.Attributes, "{}"), id)
+		db.forget(id)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: check-in: %w", err)
 		}
 	}
-	return db.offer(ctx, d)
+	gen := db.gen.Load()
+	if g, ok := db.noOffer.Load(id); ok && g.(uint64) == gen {
+		return nil, nil
+	}
+	off, err := db.offer(ctx, d)
+	if err == nil && off == nil {
+		db.noOffer.Store(id, gen)
+	}
+	return off, err
+}
+
+// facts returns what check-ins compare against: the device as last read.
+// Check-ins are the hot path, so the rows are cached; every write to a
+// device row drops its entry (forget) before it commits, and the cache is
+// filled only from committed reads, so it never holds stale facts for long.
+func (db *DB) facts(ctx context.Context, id string) (*fleet.Device, error) {
+	if v, ok := db.devCache.Load(id); ok {
+		d := *v.(*fleet.Device)
+		return &d, nil
+	}
+	d, err := db.Device(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c := *d
+	db.devCache.Store(id, &c)
+	return d, nil
+}
+
+func (db *DB) forget(id string) { db.devCache.Delete(id) }
+
+// warmLimit caps how many devices Open loads into the check-in caches.
+const warmLimit = 500000
+
+// warm fills the check-in caches at start-up, so the first check-in of
+// each device after a restart costs no more than later ones: tokens and
+// facts for every device, and "no offer" for devices without unfinished
+// executions.
+func (db *DB) warm(ctx context.Context) error {
+	rows, err := db.r.QueryContext(ctx, `SELECT token_hash, `+deviceCols+` FROM devices LIMIT ?`, warmLimit)
+	if err != nil {
+		return err
+	}
+	gen := db.gen.Load()
+	ids := make([]string, 0, 1024)
+	for rows.Next() {
+		var h string
+		var d fleet.Device
+		var attrs, tags string
+		var seen, created int64
+		if err := rows.Scan(&h, &d.ID, &d.HardwareRevision, &d.BootloaderVersion, &d.CurrentVersion, &attrs, &d.Group, &tags,
+			&d.State, &seen, &created); err != nil {
+			rows.Close()
+			return err
+		}
+		json.Unmarshal([]byte(attrs), &d.Attributes)
+		json.Unmarshal([]byte(tags), &d.Tags)
+		d.LastSeen, d.CreatedAt = fromMS(seen), fromMS(created)
+		db.tokens.Store(h, d.ID)
+		db.devCache.Store(d.ID, &d)
+		ids = append(ids, d.ID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	active := map[string]bool{}
+	arows, err := db.r.QueryContext(ctx, `SELECT DISTINCT device_id FROM executions WHERE state IN `+activeStates)
+	if err != nil {
+		return err
+	}
+	defer arows.Close()
+	for arows.Next() {
+		var id string
+		if err := arows.Scan(&id); err != nil {
+			return err
+		}
+		active[id] = true
+	}
+	for _, id := range ids {
+		if !active[id] {
+			db.noOffer.Store(id, gen)
+		}
+	}
+	return arows.Err()
 }

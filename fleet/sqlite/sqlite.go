@@ -15,9 +15,11 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/otakit/otakit/fleet"
@@ -112,6 +114,7 @@ var migrations = []string{
 		message TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX execution_events_exec ON execution_events(execution_id);`,
+	authSetMigration,
 }
 
 // DB is a fleet.Store backed by one SQLite database file.
@@ -120,7 +123,19 @@ type DB struct {
 	r   *sql.DB // readers
 	now func() time.Time
 
-	tokens sync.Map // token hash -> device id; tokens never change
+	// Hot-path statements, prepared once: parsing SQL costs more than
+	// running these indexed lookups.
+	offerStmt, deviceStmt *sql.Stmt
+
+	// gen counts committed writes that may create offers; noOffer maps a
+	// device id to the gen at which its check-in found nothing, so an idle
+	// fleet checks in without touching the database.
+	gen     atomic.Uint64
+	noOffer sync.Map
+	bumpTx  sync.Map // *sql.Tx -> true: bump gen after this commit
+
+	tokens   sync.Map // token hash -> device id; tokens never change
+	devCache sync.Map // device id -> *fleet.Device, for check-ins
 
 	relMu    sync.Mutex
 	releases map[string]*fleet.Release // immutable once created
@@ -160,6 +175,21 @@ func Open(path string) (*DB, error) {
 	r.SetConnMaxIdleTime(0)
 	r.SetConnMaxLifetime(0)
 	db.r = r
+	if db.offerStmt, err = r.Prepare(offerQuery); err == nil {
+		db.deviceStmt, err = r.Prepare(`SELECT ` + deviceCols + ` FROM devices WHERE id = ?`)
+	}
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite: prepare: %w", err)
+	}
+	if err := db.warm(context.Background()); err != nil {
+		db.offerStmt.Close()
+		db.deviceStmt.Close()
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite: loading caches: %w", err)
+	}
 	go db.flushLoop()
 	return db, nil
 }
@@ -169,6 +199,8 @@ func (db *DB) Close() error {
 	close(db.stop)
 	<-db.done
 	err := db.flushSeen()
+	db.offerStmt.Close()
+	db.deviceStmt.Close()
 	err2 := db.r.Close()
 	err3 := db.w.Close()
 	return errors.Join(err, err2, err3)
@@ -238,19 +270,15 @@ func (db *DB) flushSeen() error {
 	if len(seen) == 0 {
 		return nil
 	}
-	return db.tx(context.Background(), func(tx *sql.Tx) error {
-		st, err := tx.Prepare(`UPDATE devices SET last_seen = ? WHERE id = ? AND last_seen < ?`)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for id, t := range seen {
-			if _, err := st.Exec(t, id, t); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	// One statement for the whole batch: per-row statements cost more in
+	// database/sql than the updates themselves.
+	b, _ := json.Marshal(seen)
+	_, err := db.w.Exec(`UPDATE devices SET last_seen = j.value FROM json_each(?) AS j
+		WHERE devices.id = j.key AND devices.last_seen < j.value`, string(b))
+	if err != nil {
+		return fmt.Errorf("sqlite: flushing last-seen times: %w", err)
+	}
+	return nil
 }
 
 func (db *DB) markSeen(id string, t time.Time) {
@@ -259,12 +287,19 @@ func (db *DB) markSeen(id string, t time.Time) {
 	db.seenMu.Unlock()
 }
 
-// tx runs fn in a write transaction.
+// tx runs fn in a write transaction, then invalidates the cached "no
+// offer" answers: after the commit, so a check-in that read the old state
+// cannot cache it under the new generation.
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
+	defer func() {
+		if _, ok := db.bumpTx.LoadAndDelete(tx); ok {
+			db.gen.Add(1)
+		}
+	}()
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
@@ -274,6 +309,11 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	return nil
 }
+
+// mayCreateOffers marks tx as changing a deployment in a way that can make
+// offers appear (new deployment, new phase, resumed or started), so the
+// cached "no offer" answers are dropped once it commits.
+func (db *DB) mayCreateOffers(tx *sql.Tx) { db.bumpTx.Store(tx, true) }
 
 func newID(prefix string) string {
 	b := make([]byte, 8)

@@ -29,13 +29,22 @@ type FleetRelease struct {
 func WriteFleetRelease(t testing.TB, r FleetRelease) string {
 	t.Helper()
 	dir := t.TempDir()
+	if err := WriteFleetReleaseDir(dir, r); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// WriteFleetReleaseDir writes the release folder r into dir.
+func WriteFleetReleaseDir(dir string, r FleetRelease) error {
+	var werr error
 	write := func(name string, b []byte) map[string]any {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
+			werr = err
 		}
 		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
+			werr = err
 		}
 		sum := sha256.Sum256(b)
 		return map[string]any{"name": name, "size": len(b), "sha256": hex.EncodeToString(sum[:])}
@@ -44,7 +53,8 @@ func WriteFleetRelease(t testing.TB, r FleetRelease) string {
 	img := write(imgName, r.Image)
 	artifacts := []map[string]any{img}
 	var patches []map[string]any
-	var bases, files []string
+	var bases []string
+	files := map[string]any{}
 	froms := make([]string, 0, len(r.Deltas))
 	for from := range r.Deltas {
 		froms = append(froms, from)
@@ -56,7 +66,8 @@ func WriteFleetRelease(t testing.TB, r FleetRelease) string {
 		artifacts = append(artifacts, a)
 		patches = append(patches, map[string]any{"fromVersion": from, "file": name, "size": a["size"],
 			"savings": 100 - 100*len(r.Deltas[from])/max(len(r.Image), 1)})
-		bases, files = append(bases, from), append(files, name)
+		bases = append(bases, from)
+		files[from] = map[string]any{"file": name, "size": a["size"], "hash": "sha256:" + a["sha256"].(string)}
 	}
 	for name, b := range r.Extra {
 		artifacts = append(artifacts, write(name, b))
@@ -83,11 +94,12 @@ func WriteFleetRelease(t testing.TB, r FleetRelease) string {
 	summary := map[string]any{
 		"updateImage":  map[string]any{"file": imgName, "size": len(r.Image), "hash": img["sha256"], "version": r.Version},
 		"deltaPatches": patches,
-		"manifest":     "manifest.json",
+		"version":      r.Version,
+		"manifest":     map[string]any{"file": "manifest.json", "sequence": 7},
 		"deployment":   map[string]any{},
 		"artifacts":    artifacts,
 	}
 	sb, _ := json.MarshalIndent(summary, "", "  ")
 	write("release.json", sb)
-	return dir
+	return werr
 }
