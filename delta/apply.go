@@ -63,7 +63,7 @@ func Parse(patch []byte) (*Patch, error) {
 		BlockSize:  int(le.Uint32(patch[80:])),
 		ApplierRAM: le.Uint32(patch[84:]),
 	}
-	if h.Layout != LayoutStream && h.Layout != LayoutSplit {
+	if h.Layout > LayoutModel {
 		return nil, formatErr("unknown layout %d", patch[5])
 	}
 	if patch[7] != 0 {
@@ -184,11 +184,20 @@ func (pt *Patch) ApplyFrom(old []byte, first int, w io.Writer) error {
 	for i := first; i < len(pt.Blocks); i++ {
 		tlen := int(min(int64(bs), pt.Header.TargetSize-int64(i)*int64(bs)))
 		body := pt.data[pt.starts[i] : pt.starts[i]+int(pt.Blocks[i].PackedSize)]
+		var dm *diffDecoder
+		if pt.Header.Layout == LayoutModel {
+			n, k := binary.Uvarint(body)
+			if k <= 0 || n > uint64(len(body)-k) {
+				return fmt.Errorf("block %d: %w", i, formatErr("bad section length"))
+			}
+			dm = newDiffDecoder(body[k+int(n):])
+			body = body[k : k+int(n)]
+		}
 		plain, err := decodeBlock(c, body, maxDecodedPerTarget*tlen+32)
 		if err != nil {
 			return fmt.Errorf("block %d: %w", i, err)
 		}
-		out, err = runBlock(out[:0], old, plain, int(pt.Blocks[i].SourcePos), tlen, pt.Header.Layout)
+		out, err = runBlock(out[:0], old, plain, int(pt.Blocks[i].SourcePos), tlen, pt.Header.Layout, dm)
 		if err != nil {
 			return fmt.Errorf("block %d: %w", i, err)
 		}
@@ -249,7 +258,7 @@ func (r *instrReader) varint() (int64, error) {
 }
 
 // runBlock executes one block's instructions, appending tlen target bytes to out.
-func runBlock(out, old, plain []byte, sp, tlen int, layout Layout) ([]byte, error) {
+func runBlock(out, old, plain []byte, sp, tlen int, layout Layout, dm *diffDecoder) ([]byte, error) {
 	ctrl := &instrReader{b: plain}
 	var diff, lit *instrReader
 	if layout == LayoutSplit {
@@ -269,6 +278,18 @@ func runBlock(out, old, plain []byte, sp, tlen int, layout Layout) ([]byte, erro
 		ctrl = &instrReader{b: plain[s : s+int(cl)]}
 		diff = &instrReader{b: plain[s+int(cl) : s+int(cl+dl)]}
 		lit = &instrReader{b: plain[s+int(cl+dl):]}
+	} else if layout == LayoutModel {
+		cl, err := ctrl.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		if cl > uint64(len(plain)-ctrl.p) {
+			return nil, formatErr("control length %d exceeds the block's %d bytes", cl, len(plain)-ctrl.p)
+		}
+		s := ctrl.p
+		ctrl = &instrReader{b: plain[s : s+int(cl)]}
+		lit = &instrReader{b: plain[s+int(cl):]}
+		diff = &instrReader{}
 	} else {
 		diff, lit = ctrl, ctrl
 	}
@@ -300,6 +321,15 @@ func runBlock(out, old, plain []byte, sp, tlen int, layout Layout) ([]byte, erro
 			src := old[sp : sp+n]
 			if kind == opCopy {
 				out = append(out, src...)
+			} else if dm != nil {
+				for _, b := range src {
+					out = append(out, b+dm.decode(b))
+				}
+				// A damaged stream is caught by the block CRC; this bounds
+				// the work a hostile one can cause past its end.
+				if dm.p > len(dm.in)+8 {
+					return nil, formatErr("modelled differences run past the end of the block")
+				}
 			} else {
 				if len(diff.b)-diff.p < n {
 					return nil, formatErr("add data runs past the end of the block")
@@ -324,7 +354,7 @@ func runBlock(out, old, plain []byte, sp, tlen int, layout Layout) ([]byte, erro
 			return nil, formatErr("reserved instruction %d", kind)
 		}
 	}
-	if ctrl.p != len(ctrl.b) || (layout == LayoutSplit && (diff.p != len(diff.b) || lit.p != len(lit.b))) {
+	if ctrl.p != len(ctrl.b) || (layout != LayoutStream && (diff.p != len(diff.b) || lit.p != len(lit.b))) {
 		return nil, formatErr("unused data after the block's last instruction")
 	}
 	return out, nil

@@ -63,7 +63,7 @@ func TestCorpusSizes(t *testing.T) {
 		c, _ := codec.Lookup(cn)
 		total := 0
 		for _, p := range corpusPairs(t) {
-			patch, err := Create(p.old, p.new, &Options{Layout: LayoutSplit, Codec: c, BlockSize: 1 << 30})
+			patch, err := Create(p.old, p.new, &Options{Layout: LayoutModel, Codec: c})
 			if err != nil {
 				t.Fatal(err)
 			}

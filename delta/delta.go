@@ -7,8 +7,9 @@
 //
 // Patches come in three formats: otakit's native format (documented in
 // docs/delta-format.md: SHA-256 of both images, restart points every block,
-// a split layout for the smallest patches and a stream layout that a
-// microcontroller applies in a few KiB, see delta/c), BSDIFF40 (Debian's
+// a model layout for the smallest patches, whose add differences are coded
+// by a context model that sees the source byte under them, and a stream
+// layout that a microcontroller applies in a few KiB, see delta/c), BSDIFF40 (Debian's
 // bspatch; ENDSLEY/BSDIFF43 is read too) and RFC 3284 VCDIFF (xdelta3).
 package delta
 

@@ -23,7 +23,7 @@ func FuzzNative(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		for _, l := range []Layout{LayoutStream, LayoutSplit} {
+		for _, l := range []Layout{LayoutStream, LayoutSplit, LayoutModel} {
 			p, err := Create(fuzzOld, fuzzNew(), &Options{Layout: l, Codec: c, BlockSize: 256, SourceVersion: "1"})
 			if err != nil {
 				f.Fatal(err)

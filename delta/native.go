@@ -36,6 +36,10 @@ const (
 	// LayoutSplit groups control, add-difference and literal bytes into
 	// sections, which compress better; the applier buffers one block.
 	LayoutSplit Layout = 1
+	// LayoutModel is LayoutSplit with the add differences coded by a
+	// context-mixing model that sees the source byte under each difference;
+	// the smallest patches, for Go appliers.
+	LayoutModel Layout = 2
 )
 
 func (l Layout) String() string {
@@ -44,6 +48,8 @@ func (l Layout) String() string {
 		return "stream"
 	case LayoutSplit:
 		return "split"
+	case LayoutModel:
+		return "model"
 	}
 	return fmt.Sprintf("layout(%d)", uint8(l))
 }
@@ -76,9 +82,10 @@ type Block struct {
 	CRC32      uint32 // CRC-32 (IEEE) of the target bytes the block produces
 }
 
-// Options control Create.
+// Options control Create. A nil *Options means LayoutModel with lzma.
 type Options struct {
-	// Layout of the instruction stream; LayoutSplit gives the smallest patches.
+	// Layout of the instruction stream; LayoutModel gives the smallest
+	// patches, LayoutStream the ones a microcontroller applies.
 	Layout Layout
 	// Codec compresses each block; nil means lzma, which gave the smallest
 	// patches on the firmware corpus.
@@ -96,7 +103,7 @@ var ErrTooLarge = errors.New("delta: too large for the native format")
 // Create returns a native patch that turns old into new.
 func Create(old, new []byte, opt *Options) ([]byte, error) {
 	if opt == nil {
-		opt = &Options{Layout: LayoutSplit}
+		opt = &Options{Layout: LayoutModel}
 	}
 	if len(old) > maxImageSize || len(new) > maxImageSize || len(old) >= 1<<31-1 || len(new) >= 1<<31-1 {
 		return nil, fmt.Errorf("%w: images must be under 2 GiB", ErrTooLarge)
@@ -114,7 +121,7 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if opt.Layout != LayoutStream && opt.Layout != LayoutSplit {
+	if opt.Layout > LayoutModel {
 		return nil, fmt.Errorf("delta: unknown layout %d", opt.Layout)
 	}
 	bs := opt.BlockSize
@@ -123,7 +130,7 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 	}
 	if bs <= 0 {
 		bs = DefaultBlockSize
-		if opt.Layout == LayoutSplit {
+		if opt.Layout != LayoutStream {
 			bs = DefaultSplitBlockSize
 		}
 	}
@@ -160,6 +167,10 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 		table[b].SourcePos = uint32(sp)
 		table[b].CRC32 = crc32.ChecksumIEEE(new[start:end])
 		ctrl, diff, lit, plain = ctrl[:0], diff[:0], lit[:0], plain[:0]
+		var dm *diffEncoder
+		if layout == LayoutModel {
+			dm = newDiffEncoder()
+		}
 		t := start
 		for t < end {
 			o := ops[oi]
@@ -179,6 +190,9 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 				data = make([]byte, n)
 				for i := range data {
 					data[i] = new[t+i] - old[src+i]
+					if dm != nil {
+						dm.encode(data[i], old[src+i])
+					}
 				}
 			case opInsert:
 				data = new[t : t+n]
@@ -210,13 +224,26 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 			plain = append(plain, diff...)
 			plain = append(plain, lit...)
 		}
+		if layout == LayoutModel {
+			k := binary.PutUvarint(tmp[:], uint64(len(ctrl)))
+			plain = append(plain, tmp[:k]...)
+			plain = append(plain, ctrl...)
+			plain = append(plain, lit...)
+		}
 		maxDecoded = max(maxDecoded, len(plain))
 		before := body.Len()
 		packed, err := compressBlock(c, plain)
 		if err != nil {
 			return nil, err
 		}
+		if dm != nil {
+			k := binary.PutUvarint(tmp[:], uint64(len(packed)))
+			body.Write(tmp[:k])
+		}
 		body.Write(packed)
+		if dm != nil {
+			body.Write(dm.finish())
+		}
 		if body.Len()-before > maxImageSize {
 			return nil, ErrTooLarge
 		}
@@ -226,7 +253,7 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 			window = max(window, 1<<(body.Bytes()[before]>>4))
 		}
 	}
-	if layout == LayoutSplit {
+	if layout != LayoutStream {
 		h.ApplierRAM = uint32(maxDecoded)
 	} else {
 		// A streaming applier keeps the block table (it arrives before the

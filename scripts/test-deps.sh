@@ -16,6 +16,10 @@ need=(
   "/usr/share/python3-intelhex/hexinfo.py python3-intelhex"
   "node nodejs"
   "chromium chromium"
+  "swupdate swupdate"
+  "mender mender-client"
+  "mender-artifact mender-artifact"
+  "unshare util-linux"
 )
 
 missing=()

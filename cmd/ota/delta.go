@@ -62,8 +62,8 @@ func newDeltaCreateCmd() *cobra.Command {
 
 --format native (default) writes otakit's format (docs/delta-format.md);
 bsdiff writes BSDIFF40 for bspatch; vcdiff writes RFC 3284 VCDIFF for xdelta3.
---compression best (default) is lzma, which gives the smallest patches on
-firmware; heatshrink or none make the stream layout that the C applier
+--compression best (default) is lzma with the model layout, which gives the
+smallest patches on firmware; heatshrink or none make the stream layout that the C applier
 (delta/c) applies on a microcontroller.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var srcHash, tgtHash string
@@ -135,12 +135,14 @@ firmware; heatshrink or none make the stream layout that the C applier
 					opt.Layout = delta.LayoutSplit
 				case layout == "stream":
 					opt.Layout = delta.LayoutStream
+				case layout == "model":
+					opt.Layout = delta.LayoutModel
 				case layout != "":
-					return fmt.Errorf("unknown layout %q (split, stream)", layout)
+					return fmt.Errorf("unknown layout %q (model, split, stream)", layout)
 				case compression == "heatshrink" || compression == "none":
 					opt.Layout = delta.LayoutStream
 				default:
-					opt.Layout = delta.LayoutSplit
+					opt.Layout = delta.LayoutModel
 				}
 				if patch, err = delta.Create(old, new, opt); err != nil {
 					return err
@@ -180,7 +182,7 @@ firmware; heatshrink or none make the stream layout that the C applier
 	f := cmd.Flags()
 	f.StringVar(&format, "format", "native", "patch format: native, bsdiff or vcdiff")
 	f.StringVar(&compression, "compression", "best", "native codec: best (lzma), "+strings.Join(codec.Names(), ", "))
-	f.StringVar(&layout, "layout", "", "native layout: split or stream (default: stream for heatshrink/none, else split)")
+	f.StringVar(&layout, "layout", "", "native layout: model, split or stream (default: stream for heatshrink/none, else model)")
 	f.IntVar(&blockSize, "block-size", 0, "native restart interval in target bytes (default 65536)")
 	f.StringVar(&srcVer, "source-version", "", "source version recorded in the native header")
 	f.StringVar(&tgtVer, "target-version", "", "target version recorded in the native header")

@@ -73,16 +73,25 @@ func printJSON(w io.Writer, v any) error {
 
 func newPublishCmd() *cobra.Command {
 	var cf clientFlags
+	var version string
 	cmd := &cobra.Command{
-		Use:   "publish DIR",
-		Short: "Upload a release folder (from ota release) to the fleet server",
-		Args:  cobra.ExactArgs(1),
+		Use:   "publish DIR | publish --version V FILE",
+		Short: "Upload a release folder (from ota release), or one file as a release, to the fleet server",
+		Long: `Upload a release folder (from ota release) to the fleet server. With --version,
+upload a single file (such as a SWUpdate .swu for hawkBit DDI devices) as
+that release's full image, with a generated unsigned manifest.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()
 			if err != nil {
 				return err
 			}
-			rel, err := c.Publish(cmd.Context(), args[0])
+			var rel *fleet.Release
+			if version != "" {
+				rel, err = c.PublishFile(cmd.Context(), version, args[0])
+			} else {
+				rel, err = c.Publish(cmd.Context(), args[0])
+			}
 			if err != nil {
 				return err
 			}
@@ -101,6 +110,7 @@ func newPublishCmd() *cobra.Command {
 		},
 	}
 	cf.add(cmd)
+	cmd.Flags().StringVar(&version, "version", "", "publish one FILE as this release version (e.g. a .swu)")
 	return cmd
 }
 
@@ -253,6 +263,7 @@ func newDevicesCmd() *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{Use: "devices", Short: "Provision and inspect devices on the fleet server"}
 	cf.add(cmd)
+	addAuthSetCmds(cmd, &cf)
 
 	var nd fleethttp.NewDevice
 	add := &cobra.Command{

@@ -59,10 +59,13 @@ are the flag names. Flags win over the environment, which wins over the file.`,
 	f.Bool("dev-tls", false, "serve TLS with a self-signed certificate made in DATA/dev-tls/")
 	f.Int("poll", fleethttp.DefaultPollSeconds, "check-in interval suggested to devices, seconds")
 	f.Int64("max-upload", fleethttp.DefaultMaxUpload, "largest release upload, bytes")
+	f.Bool("mender", true, "also serve the Mender device API (mender-client 3.x)")
+	f.Bool("mender-auto-accept", false, "accept new Mender devices at their first auth request")
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "text", "text or json")
 	f.String("pprof-addr", "", "serve Go's net/http/pprof profiles on this loopback address (off by default)")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long to wait for requests on shutdown")
+	addDDIFlags(f)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := applyEnvAndConfig(f); err != nil {
 			return err
@@ -156,12 +159,25 @@ func runServe(stdout, stderr io.Writer, f *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
+	// Blobs of uploads cut between storing an artifact and committing the
+	// release are never served; reclaim their space.
+	if n, err := blobs.Sweep(func(sum string) (bool, error) { return db.BlobReferenced(context.Background(), sum) }); err != nil {
+		return err
+	} else if n > 0 {
+		logger.Info("removed unreferenced blobs", "count", n)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	poll, _ := f.GetInt("poll")
 	maxUp, _ := f.GetInt64("max-upload")
 	srv := &fleethttp.Server{Store: db, Blobs: blobs, AdminToken: token, Logger: logger, Registry: reg,
 		PollSeconds: poll, MaxUpload: maxUp}
+	if srv.DDI, err = ddiConfig(f); err != nil {
+		return err
+	}
+	if srv.Mender, err = menderOptions(f, db, data); err != nil {
+		return err
+	}
 
 	certFile, keyFile := get("tls-cert"), get("tls-key")
 	devTLS, _ := f.GetBool("dev-tls")

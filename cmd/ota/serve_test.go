@@ -140,12 +140,23 @@ func TestServeCrashDuringUpload(t *testing.T) {
 	srv.kill()
 	pw.CloseWithError(errors.New("client gone"))
 	<-upErr
+	// A kill just after a blob was stored, before its release committed,
+	// leaves an unreferenced blob; the restart reclaims it.
+	orphan := []byte("artifact of an upload cut before its commit")
+	orphanPath := filepath.Join(dir, "blobs", "sha256", sha(orphan)[:2], sha(orphan))
+	os.MkdirAll(filepath.Dir(orphanPath), 0o755)
+	if err := os.WriteFile(orphanPath, orphan, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	srv = startServe(t, dir)
 	admin = fleethttp.NewClient(srv.url, srv.token, nil)
 	rs, err := admin.Releases(ctx)
 	if err != nil || len(rs) != 1 || rs[0].Version != "1.0.0" {
 		t.Fatalf("after restart: releases %v, err %v", rs, err)
+	}
+	if _, err := os.Stat(orphanPath); !os.IsNotExist(err) {
+		t.Fatalf("unreferenced blob not reclaimed: %v", err)
 	}
 	// No partial blob anywhere: every stored blob hashes to its name.
 	if ents, _ := os.ReadDir(filepath.Join(dir, "blobs", "tmp")); len(ents) != 0 {

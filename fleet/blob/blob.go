@@ -186,3 +186,36 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Sweep removes blobs for which keep reports false: the artifacts of
+// uploads that were cut after a blob was stored but before its release was
+// committed. Run it when no upload is in progress (at start-up).
+func (d *Dir) Sweep(keep func(sum string) (bool, error)) (removed int, err error) {
+	top := filepath.Join(d.root, "sha256")
+	dirs, err := os.ReadDir(top)
+	if err != nil {
+		return 0, fmt.Errorf("blob: %w", err)
+	}
+	for _, sub := range dirs {
+		ents, err := os.ReadDir(filepath.Join(top, sub.Name()))
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if !validSum(e.Name()) {
+				continue
+			}
+			ok, err := keep(e.Name())
+			if err != nil {
+				return removed, err
+			}
+			if !ok {
+				if err := d.Delete(e.Name()); err != nil {
+					return removed, err
+				}
+				removed++
+			}
+		}
+	}
+	return removed, nil
+}

@@ -100,3 +100,20 @@ func TestOpenRemovesStaleTemporaries(t *testing.T) {
 		t.Fatal("stale temporary survived a restart")
 	}
 }
+
+func TestSweepRemovesUnreferencedBlobs(t *testing.T) {
+	d, _ := Open(t.TempDir())
+	ctx := context.Background()
+	keep, _, _, _ := d.Put(ctx, strings.NewReader("released"), 0)
+	orphan, _, _, _ := d.Put(ctx, strings.NewReader("upload cut before commit"), 0)
+	n, err := d.Sweep(func(sum string) (bool, error) { return sum == keep, nil })
+	if err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v", n, err)
+	}
+	if _, err := d.Open(keep); err != nil {
+		t.Fatal("kept blob removed")
+	}
+	if _, err := d.Open(orphan); !errors.Is(err, fleet.ErrNotFound) {
+		t.Fatal("orphan survived")
+	}
+}

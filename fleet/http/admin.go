@@ -97,6 +97,18 @@ func (s *Server) createRelease(w http.ResponseWriter, r *http.Request) {
 		}
 		files[name] = fleet.UploadedFile{Size: size, SHA256: sum}
 	}
+	if s.Mender != nil {
+		if manifest, err = s.menderManifest(ctx, files, manifest); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	if manifest == nil && summary == nil {
+		if manifest, err = plainManifest(r, files); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	rel, err := fleet.ParseRelease(summary, manifest, files)
 	if err != nil {
 		writeError(w, err)

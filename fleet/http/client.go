@@ -134,7 +134,7 @@ func (c *Client) Publish(ctx context.Context, dir string) (*fleet.Release, error
 	if err != nil {
 		return nil, fmt.Errorf("reading release folder: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, fleet.ManifestFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, fleet.ManifestFile)); err != nil && !hasMenderArtifact(names) {
 		return nil, fmt.Errorf("%w: %s has no %s", fleet.ErrInvalid, dir, fleet.ManifestFile)
 	}
 	pr, pw := io.Pipe()

@@ -139,8 +139,9 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, id string) {
 	b, err := s.Blobs.Open(a.SHA256)
 	if err != nil {
 		if errors.Is(err, fleet.ErrNotFound) {
-			err = fmt.Errorf("artifact %s missing from blob store: %w", a.SHA256, err)
-			s.Logger.Error("blob missing", "sha256", a.SHA256)
+			// A committed release lost a blob: a server fault, not the
+			// device's.
+			s.Logger.Error("artifact missing from blob store", "release", rel.ID, "name", name, "sha256", a.SHA256)
 			writeJSON(w, http.StatusInternalServerError, apiError{"artifact unavailable"})
 			return
 		}

@@ -19,10 +19,9 @@ import (
 )
 
 // TestPublishRealReleaseFolders publishes the folders `ota release` makes
-// (release.Build) and checks that the manifest a device gets is the file,
-// byte for byte, and verifies with the release key. Deltas are off: the
-// delta package is not on main yet (the map-form delta.files that
-// release.Build writes is covered by fleet's TestParseRelease).
+// (release.Build: 1.0.0, then 1.1.0 with a delta from 1.0.0) and checks
+// delta selection, and that the manifest a device gets is the file, byte
+// for byte, and verifies with the release key.
 func TestPublishRealReleaseFolders(t *testing.T) {
 	dir := t.TempDir()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
@@ -40,7 +39,7 @@ func TestPublishRealReleaseFolders(t *testing.T) {
 	var built []*release.Result
 	for i, v := range []string{"1.0.0", "1.1.0"} {
 		res, err := release.Build(context.Background(), release.Options{Firmware: fw("fw"+v, byte(0x50+i)), Version: version.MustParse(v),
-			ImageSigner: key, Releases: rels, HardwareRevisions: []string{"rev-b"}, DeltasFrom: -1})
+			ImageSigner: key, Releases: rels, HardwareRevisions: []string{"rev-b"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,6 +56,10 @@ func TestPublishRealReleaseFolders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	delta, ok := rel.BestArtifact("1.0.0")
+	if !ok || delta.Kind != fleet.KindDelta || delta.Name != built[1].Summary.DeltaPatches[0].File {
+		t.Fatalf("delta artifact = %+v; release %+v", delta, rel.Artifacts)
+	}
 	full, _ := rel.FullImage()
 	if full.Name != built[1].Summary.UpdateImage.File {
 		t.Fatalf("full artifact = %+v", full)
@@ -67,7 +70,7 @@ func TestPublishRealReleaseFolders(t *testing.T) {
 		t.Fatal(err)
 	}
 	ks, _ := manifest.NewKeySet(1, key.Public())
-	for i, want := range []fleet.Artifact{full, full} {
+	for i, want := range []fleet.Artifact{delta, full} {
 		off := devs[i].checkIn(t)
 		if !off.Update || off.Artifact.Name != want.Name {
 			t.Fatalf("device on %s: offer %+v, want %s", devs[i].version, off.Artifact, want.Name)

@@ -46,6 +46,10 @@ type Server struct {
 	MaxJSON   int64
 	// PollSeconds is the check-in interval suggested to devices.
 	PollSeconds int
+	// DDI configures the hawkBit DDI API (tenants, gateway tokens).
+	DDI DDIConfig
+	// Mender, when set, also serves the Mender device API (mender.go).
+	Mender *MenderOptions
 	// RequireClientCert refuses device calls without a verified TLS client
 	// certificate. Whenever one is presented, its CommonName must be the
 	// device id the token belongs to.
@@ -136,7 +140,11 @@ func (s *Server) init() {
 	device("POST /api/v1/device/deployments/{id}/status", s.reportStatus)
 	device("GET /api/v1/device/executions", s.ownExecutions)
 
+	if s.Mender != nil {
+		s.routeMender(mux)
+	}
 	s.routeUI(mux)
+	s.routeDDI(mux)
 	s.handler = mux
 }
 

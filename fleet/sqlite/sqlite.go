@@ -114,6 +114,7 @@ var migrations = []string{
 		message TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX execution_events_exec ON execution_events(execution_id);`,
+	authSetMigration,
 }
 
 // DB is a fleet.Store backed by one SQLite database file.
