@@ -13,7 +13,7 @@ import (
 // patch that does not rebuild its target exactly.
 func makePatch(old, new []byte, from, to version.Version) ([]byte, error) {
 	patch, err := delta.Create(old, new, &delta.Options{
-		Layout: delta.LayoutSplit, SourceVersion: from.String(), TargetVersion: to.String(),
+		Layout: delta.LayoutModel, SourceVersion: from.String(), TargetVersion: to.String(),
 	})
 	if err != nil {
 		return nil, err
