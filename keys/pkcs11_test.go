@@ -10,8 +10,8 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
+	"github.com/otakit/otakit/internal/testutil"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -22,39 +22,7 @@ import (
 // temporary directory and returns the module path.
 func softHSM(t *testing.T) string {
 	t.Helper()
-	util, err := exec.LookPath("softhsm2-util")
-	if err != nil {
-		t.Fatal("softhsm2-util not found: install Debian's softhsm2 (make deps)")
-	}
-	var module string
-	for _, m := range []string{
-		"/usr/lib/softhsm/libsofthsm2.so",
-		"/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-		"/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-	} {
-		if _, err := os.Stat(m); err == nil {
-			module = m
-			break
-		}
-	}
-	if module == "" {
-		t.Fatal("libsofthsm2.so not found: install Debian's softhsm2")
-	}
-	dir := t.TempDir()
-	tokens := filepath.Join(dir, "tokens")
-	if err := os.Mkdir(tokens, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "softhsm2.conf")
-	if err := os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("SOFTHSM2_CONF", conf)
-	out, err := exec.Command(util, "--init-token", "--free", "--label", "ota-test", "--pin", "1234", "--so-pin", "123456").CombinedOutput()
-	if err != nil {
-		t.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
-	}
-	return module
+	return testutil.SoftHSMToken(t, "ota-test", "1234")
 }
 
 func TestPKCS11SoftHSM(t *testing.T) {

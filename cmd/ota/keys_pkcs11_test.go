@@ -5,8 +5,8 @@ package main
 import (
 	"crypto/elliptic"
 	"encoding/json"
+	"github.com/otakit/otakit/internal/testutil"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -16,22 +16,8 @@ import (
 // TestKeyinfoPKCS11 makes a key inside a SoftHSM2 token and reads its
 // fingerprints through `ota keyinfo -k pkcs11:…`.
 func TestKeyinfoPKCS11(t *testing.T) {
-	util, err := exec.LookPath("softhsm2-util")
-	if err != nil {
-		t.Fatal("softhsm2-util not found: install Debian's softhsm2 (make deps)")
-	}
-	module := "/usr/lib/softhsm/libsofthsm2.so"
-	if _, err := os.Stat(module); err != nil {
-		t.Fatalf("SoftHSM2 module: %v", err)
-	}
+	module := testutil.SoftHSMToken(t, "cli", "4321")
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "softhsm2.conf")
-	os.Mkdir(filepath.Join(dir, "tokens"), 0o700)
-	os.WriteFile(conf, []byte("directories.tokendir = "+filepath.Join(dir, "tokens")+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600)
-	t.Setenv("SOFTHSM2_CONF", conf)
-	if out, err := exec.Command(util, "--init-token", "--free", "--label", "cli", "--pin", "4321", "--so-pin", "123456").CombinedOutput(); err != nil {
-		t.Fatalf("init token: %v\n%s", err, out)
-	}
 	ctx, err := keys.ConfigurePKCS11(&keys.PKCS11URI{Token: "cli", ModulePath: module}, []byte("4321"))
 	if err != nil {
 		t.Fatal(err)

@@ -4,8 +4,8 @@ package main
 
 import (
 	"crypto/elliptic"
+	"github.com/otakit/otakit/internal/testutil"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,29 +18,8 @@ import (
 // returns its pkcs11: URI and the public key's PEM file.
 func manifestSoftHSM(t *testing.T) (string, string) {
 	t.Helper()
-	util, err := exec.LookPath("softhsm2-util")
-	if err != nil {
-		t.Fatal("softhsm2-util not found: install Debian's softhsm2 (make deps)")
-	}
-	var module string
-	for _, m := range []string{"/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so", "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so"} {
-		if _, err := os.Stat(m); err == nil {
-			module = m
-			break
-		}
-	}
-	if module == "" {
-		t.Fatal("libsofthsm2.so not found: install Debian's softhsm2")
-	}
+	module := testutil.SoftHSMToken(t, "ota-manifest", "1234")
 	dir := t.TempDir()
-	tokens := filepath.Join(dir, "tokens")
-	os.Mkdir(tokens, 0o700)
-	conf := filepath.Join(dir, "softhsm2.conf")
-	os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600)
-	t.Setenv("SOFTHSM2_CONF", conf)
-	if out, err := exec.Command(util, "--init-token", "--free", "--label", "ota-manifest", "--pin", "1234", "--so-pin", "123456").CombinedOutput(); err != nil {
-		t.Fatalf("softhsm2-util: %v\n%s", err, out)
-	}
 	ctx, err := keys.ConfigurePKCS11(&keys.PKCS11URI{Token: "ota-manifest", ModulePath: module}, []byte("1234"))
 	if err != nil {
 		t.Fatal(err)
