@@ -51,32 +51,11 @@ func Parse(patch []byte) (*Patch, error) {
 	if len(patch) < fixedHeaderLen+2 {
 		return nil, formatErr("truncated header (%d bytes)", len(patch))
 	}
-	if patch[4] != Version {
-		return nil, formatErr("unsupported version %d", patch[4])
+	h, err := parseFixed(patch)
+	if err != nil {
+		return nil, err
 	}
 	le := binary.LittleEndian
-	h := Header{
-		Layout:     Layout(patch[5]),
-		Codec:      codec.ID(patch[6]),
-		SourceSize: int64(le.Uint32(patch[8:])),
-		TargetSize: int64(le.Uint32(patch[12:])),
-		BlockSize:  int(le.Uint32(patch[80:])),
-		ApplierRAM: le.Uint32(patch[84:]),
-	}
-	if h.Layout > LayoutModel {
-		return nil, formatErr("unknown layout %d", patch[5])
-	}
-	if patch[7] != 0 {
-		return nil, formatErr("reserved flags 0x%02x set", patch[7])
-	}
-	if _, err := codec.ByID(h.Codec); err != nil {
-		return nil, formatErr("%v", err)
-	}
-	copy(h.SourceSHA256[:], patch[16:48])
-	copy(h.TargetSHA256[:], patch[48:80])
-	if h.BlockSize <= 0 || h.BlockSize > MaxBlockSize {
-		return nil, formatErr("block size %d out of range 1..%d", h.BlockSize, MaxBlockSize)
-	}
 	p := fixedHeaderLen
 	n := int(patch[p])
 	p++
@@ -118,6 +97,38 @@ func Parse(patch []byte) (*Patch, error) {
 		return nil, formatErr("%d trailing bytes after the last block", int64(len(pt.data))-off)
 	}
 	return pt, nil
+}
+
+// parseFixed checks and decodes the fixed part of a header (magic already
+// checked, b at least fixedHeaderLen bytes).
+func parseFixed(b []byte) (Header, error) {
+	if b[4] != Version {
+		return Header{}, formatErr("unsupported version %d", b[4])
+	}
+	le := binary.LittleEndian
+	h := Header{
+		Layout:     Layout(b[5]),
+		Codec:      codec.ID(b[6]),
+		SourceSize: int64(le.Uint32(b[8:])),
+		TargetSize: int64(le.Uint32(b[12:])),
+		BlockSize:  int(le.Uint32(b[80:])),
+		ApplierRAM: le.Uint32(b[84:]),
+	}
+	if h.Layout > LayoutModel {
+		return h, formatErr("unknown layout %d", b[5])
+	}
+	if b[7] != 0 {
+		return h, formatErr("reserved flags 0x%02x set", b[7])
+	}
+	if _, err := codec.ByID(h.Codec); err != nil {
+		return h, formatErr("%v", err)
+	}
+	copy(h.SourceSHA256[:], b[16:48])
+	copy(h.TargetSHA256[:], b[48:80])
+	if h.BlockSize <= 0 || h.BlockSize > MaxBlockSize {
+		return h, formatErr("block size %d out of range 1..%d", h.BlockSize, MaxBlockSize)
+	}
+	return h, nil
 }
 
 // CheckSource reports whether old is the source the patch was made for.
@@ -197,7 +208,7 @@ func (pt *Patch) ApplyFrom(old []byte, first int, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("block %d: %w", i, err)
 		}
-		out, err = runBlock(out[:0], old, plain, int(pt.Blocks[i].SourcePos), tlen, pt.Header.Layout, dm)
+		out, err = runBlock(out[:0], sliceSource(old), plain, int(pt.Blocks[i].SourcePos), tlen, pt.Header.Layout, dm)
 		if err != nil {
 			return fmt.Errorf("block %d: %w", i, err)
 		}
@@ -218,19 +229,103 @@ func decodeBlock(c codec.Codec, body []byte, limit int) ([]byte, error) {
 		}
 		return body, nil
 	}
-	r, err := c.NewReader(bytes.NewReader(body))
-	if err != nil {
-		return nil, formatErr("codec: %v", err)
+	return decodeStream(c, bytes.NewReader(body), limit, nil)
+}
+
+// decodeStream decompresses one block body from r into buf (reused, grown
+// only as bytes arrive), refusing more than limit bytes.
+func decodeStream(c codec.Codec, r io.Reader, limit int, buf []byte) ([]byte, error) {
+	if c.ID() != codec.None {
+		cr, err := c.NewReader(r)
+		if err != nil {
+			return nil, formatErr("codec: %v", err)
+		}
+		defer cr.Close()
+		r = cr
 	}
-	defer r.Close()
-	plain, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	plain, err := readLimited(r, limit, buf)
 	if err != nil {
+		if c.ID() == codec.None {
+			return nil, err
+		}
 		return nil, formatErr("codec: %v", err)
-	}
-	if len(plain) > limit {
-		return nil, formatErr("block decodes to more than %d bytes", limit)
 	}
 	return plain, nil
+}
+
+// readLimited reads r to its end into buf[:0], growing buf as bytes arrive
+// so a hostile declared size costs nothing until the bytes exist.
+func readLimited(r io.Reader, limit int, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				return nil, formatErr("block decodes to more than %d bytes", limit)
+			}
+			nb := make([]byte, len(buf), min(max(2*cap(buf), 4096), limit+1))
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit+1)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return nil, formatErr("block decodes to more than %d bytes", limit)
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// source gives runBlock the source image's bytes. at returns between 1 and
+// n bytes starting at off; callers check the range against size first.
+type source interface {
+	size() int64
+	at(off int64, n int) ([]byte, error)
+}
+
+// sliceSource is a source held in memory: at never copies.
+type sliceSource []byte
+
+func (s sliceSource) size() int64 { return int64(len(s)) }
+
+func (s sliceSource) at(off int64, n int) ([]byte, error) { return s[off : off+int64(n)], nil }
+
+// srcWindow is the bytes of source a readerSource buffers.
+const srcWindow = 64 << 10
+
+// readerSource reads the source through an io.ReaderAt with one buffered
+// window, so forward copies cost one ReadAt per window.
+type readerSource struct {
+	r   io.ReaderAt
+	n   int64
+	buf []byte
+	off int64 // source offset of buf[0]
+}
+
+func (s *readerSource) size() int64 { return s.n }
+
+func (s *readerSource) at(off int64, n int) ([]byte, error) {
+	if off < s.off || off >= s.off+int64(len(s.buf)) {
+		if s.buf == nil {
+			s.buf = make([]byte, srcWindow)
+		}
+		m := int(min(int64(srcWindow), s.n-off))
+		k, err := s.r.ReadAt(s.buf[:m], off)
+		if k < m {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			s.buf = s.buf[:0]
+			return nil, fmt.Errorf("delta: reading source at offset %d: %w", off, err)
+		}
+		s.buf, s.off = s.buf[:m], off
+	}
+	p := int(off - s.off)
+	return s.buf[p:min(len(s.buf), p+n)], nil
 }
 
 // instrReader reads instructions from a control stream.
@@ -258,7 +353,7 @@ func (r *instrReader) varint() (int64, error) {
 }
 
 // runBlock executes one block's instructions, appending tlen target bytes to out.
-func runBlock(out, old, plain []byte, sp, tlen int, layout Layout, dm *diffDecoder) ([]byte, error) {
+func runBlock(out []byte, old source, plain []byte, sp, tlen int, layout Layout, dm *diffDecoder) ([]byte, error) {
 	ctrl := &instrReader{b: plain}
 	var diff, lit *instrReader
 	if layout == LayoutSplit {
@@ -314,36 +409,42 @@ func runBlock(out, old, plain []byte, sp, tlen int, layout Layout, dm *diffDecod
 				return nil, err
 			}
 			np := int64(sp) + d
-			if np < 0 || np+int64(n) > int64(len(old)) {
-				return nil, formatErr("source range %d+%d outside the source's %d bytes", np, n, len(old))
+			if np < 0 || np+int64(n) > old.size() {
+				return nil, formatErr("source range %d+%d outside the source's %d bytes", np, n, old.size())
+			}
+			if kind == opAdd && dm == nil && len(diff.b)-diff.p < n {
+				return nil, formatErr("add data runs past the end of the block")
+			}
+			for left := n; left > 0; {
+				src, err := old.at(np, left)
+				if err != nil {
+					return nil, err
+				}
+				left -= len(src)
+				np += int64(len(src))
+				if kind == opCopy {
+					out = append(out, src...)
+				} else if dm != nil {
+					for _, b := range src {
+						out = append(out, b+dm.decode(b))
+					}
+					// A damaged stream is caught by the block CRC; this bounds
+					// the work a hostile one can cause past its end.
+					if dm.p > len(dm.in)+8 {
+						return nil, formatErr("modelled differences run past the end of the block")
+					}
+				} else {
+					dd := diff.b[diff.p : diff.p+len(src)]
+					diff.p += len(src)
+					o := len(out)
+					out = append(out, src...)
+					dst := out[o:]
+					for i := range dst {
+						dst[i] += dd[i]
+					}
+				}
 			}
 			sp = int(np)
-			src := old[sp : sp+n]
-			if kind == opCopy {
-				out = append(out, src...)
-			} else if dm != nil {
-				for _, b := range src {
-					out = append(out, b+dm.decode(b))
-				}
-				// A damaged stream is caught by the block CRC; this bounds
-				// the work a hostile one can cause past its end.
-				if dm.p > len(dm.in)+8 {
-					return nil, formatErr("modelled differences run past the end of the block")
-				}
-			} else {
-				if len(diff.b)-diff.p < n {
-					return nil, formatErr("add data runs past the end of the block")
-				}
-				dd := diff.b[diff.p : diff.p+n]
-				diff.p += n
-				o := len(out)
-				out = append(out, src...)
-				dst := out[o:]
-				for i := range dst {
-					dst[i] += dd[i]
-				}
-			}
-			sp += n
 		case opInsert:
 			if len(lit.b)-lit.p < n {
 				return nil, formatErr("literal data runs past the end of the block")
