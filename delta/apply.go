@@ -313,7 +313,10 @@ func (s *readerSource) at(off int64, n int) ([]byte, error) {
 		if s.buf == nil {
 			s.buf = make([]byte, srcWindow)
 		}
-		m := int(min(int64(srcWindow), s.n-off))
+		// Read what this copy needs (at least 4 KiB, for the next ones):
+		// firmware diffs jump around, and refilling a whole window for a
+		// short copy costs more than it saves.
+		m := int(min(int64(max(min(n, srcWindow), 4096)), s.n-off))
 		k, err := s.r.ReadAt(s.buf[:m], off)
 		if k < m {
 			if err == nil || err == io.EOF {
