@@ -157,31 +157,14 @@ func (m MCUbootImages) VerifyImage(r io.ReaderAt, limit int64) (ImageInfo, error
 	return ImageInfo{Version: ver.String(), SecurityCounter: sc, Size: img.End()}, nil
 }
 
-// maxPatch bounds the patch a DeltaPatches reads into memory.
-const maxPatch = 64 << 20
-
 // DeltaPatches applies otakit's native delta patches (package delta): it
 // checks the source (the running image, by size and SHA-256) before
 // writing anything and the target's SHA-256 at the end. It is the agent's
 // Patcher.
 type DeltaPatches struct{}
 
-// Patch reads the source image and the patch, then writes the target.
+// Patch streams the patch once and reads the source image at random, so
+// memory is one decoded block (delta.Applier), not the images.
 func (DeltaPatches) Patch(dst io.Writer, src io.ReaderAt, srcSize int64, patch io.Reader) error {
-	p, err := io.ReadAll(io.LimitReader(patch, maxPatch+1))
-	if err != nil {
-		return err
-	}
-	if len(p) > maxPatch {
-		return fmt.Errorf("%w: patch larger than %d bytes", delta.ErrFormat, maxPatch)
-	}
-	pt, err := delta.Parse(p)
-	if err != nil {
-		return err
-	}
-	old := make([]byte, srcSize)
-	if _, err := src.ReadAt(old, 0); err != nil && err != io.EOF {
-		return fmt.Errorf("agent: read source image: %w", err)
-	}
-	return pt.Apply(old, dst)
+	return delta.ApplyStream(src, srcSize, patch, dst)
 }

@@ -11,6 +11,13 @@
 // by a context model that sees the source byte under them, and a stream
 // layout that a microcontroller applies in a few KiB, see delta/c), BSDIFF40 (Debian's
 // bspatch; ENDSLEY/BSDIFF43 is read too) and RFC 3284 VCDIFF (xdelta3).
+//
+// Native patches apply in one pass. Parse and Patch.Apply take both images
+// as byte slices; NewApplier and ApplyStream read the patch once from an
+// io.Reader and the source through an io.ReaderAt, and hold only the block
+// table (12 bytes per block), one decoded block (at most 12 × block_size +
+// 33 bytes: its instructions and its target bytes), a 64 KiB source window
+// and the codec's decoder state.
 package delta
 
 import (

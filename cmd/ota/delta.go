@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -219,22 +220,37 @@ func newDeltaApplyCmd() *cobra.Command {
 		Short: "Apply a native, BSDIFF40, ENDSLEY/BSDIFF43 or VCDIFF patch",
 		Long: `Apply a patch to OLD and write OUT. Native patches are checked against the
 source SHA-256 before anything is written and the target SHA-256 after; OUT is
-written to a temporary file and renamed, so a failure leaves no partial OUT.`,
+written to a temporary file and renamed, so a failure leaves no partial OUT.
+Native patches are applied in one pass: PATCH is streamed and OLD read at random,
+so memory is one decoded block (see docs/delta-format.md), not the images.`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			old, err := os.ReadFile(args[0])
+			oldf, err := os.Open(args[0])
 			if err != nil {
 				return err
 			}
-			patch, err := os.ReadFile(args[1])
+			defer oldf.Close()
+			pf, err := os.Open(args[1])
 			if err != nil {
 				return err
 			}
+			defer pf.Close()
+			patch := bufio.NewReader(pf)
+			magic, _ := patch.Peek(len(delta.Magic))
 			out, err := createAtomic(args[2])
 			if err != nil {
 				return err
 			}
-			if err := delta.ApplyAny(old, patch, out); err != nil {
+			if string(magic) == delta.Magic {
+				// Native: stream the patch, read OLD at random; RAM is one block.
+				var st os.FileInfo
+				if st, err = oldf.Stat(); err == nil {
+					err = delta.ApplyStream(oldf, st.Size(), patch, out)
+				}
+			} else {
+				err = applyWhole(oldf, patch, out)
+			}
+			if err != nil {
 				out.Abort()
 				if errors.Is(err, delta.ErrSourceMismatch) || errors.Is(err, delta.ErrTargetMismatch) {
 					return verificationFailed(err)
@@ -244,6 +260,20 @@ written to a temporary file and renamed, so a failure leaves no partial OUT.`,
 			return out.Commit()
 		},
 	}
+}
+
+// applyWhole applies an interop (bsdiff, VCDIFF) patch, which these
+// formats' appliers take in memory.
+func applyWhole(old io.Reader, patch io.Reader, w io.Writer) error {
+	o, err := io.ReadAll(old)
+	if err != nil {
+		return err
+	}
+	p, err := io.ReadAll(patch)
+	if err != nil {
+		return err
+	}
+	return delta.ApplyAny(o, p, w)
 }
 
 func newDeltaInfoCmd() *cobra.Command {
