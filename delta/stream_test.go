@@ -217,3 +217,39 @@ func TestStreamMemory(t *testing.T) {
 		}
 	}
 }
+
+// FuzzApplyStream checks the streaming applier against the slice one: both
+// accept the same patches and produce the same target.
+func FuzzApplyStream(f *testing.F) {
+	for _, cn := range []string{"none", "heatshrink", "zstd", "lzma"} {
+		c, err := codec.Lookup(cn)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, l := range []Layout{LayoutStream, LayoutSplit, LayoutModel} {
+			p, err := Create(fuzzOld, fuzzNew(), &Options{Layout: l, Codec: c, BlockSize: 256, SourceVersion: "1"})
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(p)
+		}
+	}
+	f.Add([]byte("OTAD"))
+	f.Fuzz(func(t *testing.T, patch []byte) {
+		got, _, serr := applyStream(fuzzOld, bytes.NewReader(patch))
+		if len(patch) < 4 || string(patch[:4]) != Magic {
+			if serr == nil {
+				t.Fatal("non-native patch applied")
+			}
+			return
+		}
+		var want bytes.Buffer
+		err := ApplyAny(fuzzOld, patch, &want)
+		if (serr == nil) != (err == nil) {
+			t.Fatalf("stream: %v, slice: %v", serr, err)
+		}
+		if serr == nil && !bytes.Equal(got, want.Bytes()) {
+			t.Fatal("stream and slice targets differ")
+		}
+	})
+}
