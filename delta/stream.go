@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 
@@ -14,12 +15,13 @@ import (
 
 // Applier applies a native patch in one pass: it reads the patch once,
 // in order, from an io.Reader, reads the source at random through an
-// io.ReaderAt and writes the target in order. Besides the block table
-// (12 bytes per block) and the codec's decoder state, it holds one decoded
-// block: the block's instruction bytes (at most 11 × block_size + 32) and
-// its target bytes (at most block_size), plus a 64 KiB source window and a
-// 4 KiB patch read buffer. Buffers grow only as bytes arrive, so a hostile
-// header declaring huge sizes allocates nothing up front.
+// io.ReaderAt and writes the target in order. It holds the block table
+// (12 bytes per block), the codec's decoder state, a 64 KiB source window
+// and 24 KiB of read and write buffers. Layout 0 needs nothing more: its
+// instructions run as they decode. Layouts 1 and 2 also hold one decoded
+// block: its instruction bytes (at most 11 × block_size + 32) and its
+// target bytes (block_size). Buffers grow only as patch bytes arrive, so a
+// hostile header declaring huge sizes allocates nothing up front.
 type Applier struct {
 	Header Header
 	Blocks []Block
@@ -27,10 +29,12 @@ type Applier struct {
 	src    *readerSource
 	patch  *bufio.Reader
 	c      codec.Codec
-	plain  []byte // decoded block (instructions and data), reused
-	rest   []byte // layout 2: modelled difference bytes, reused
-	out    []byte // target bytes of the block, reused
-	maxBuf int    // peak cap(plain)+cap(rest)+cap(out), for tests
+	plain  []byte       // decoded block (instructions and data), reused
+	rest   []byte       // layout 2: modelled difference bytes, reused
+	out    []byte       // target bytes of the block, reused
+	maxBuf int          // peak cap(plain)+cap(rest)+cap(out), for tests
+	chunk  []byte       // layout 0: target bytes on their way to w
+	instr  *instrStream // layout 0: the block's decoded bytes
 }
 
 // NewApplier reads the patch's header and block table from patch and checks
@@ -108,32 +112,221 @@ func truncated(what string, err error) error {
 // patch ends after the last block, and the target's SHA-256. On an error w
 // has received bytes that must be discarded. It may be called once.
 func (a *Applier) WriteTo(w io.Writer) (int64, error) {
-	hw := sha256.New()
+	t := &targetWriter{w: w, h: sha256.New()}
 	bs := int64(a.Header.BlockSize)
-	var written int64
 	for i, b := range a.Blocks {
 		tlen := int(min(bs, a.Header.TargetSize-int64(i)*bs))
-		out, err := a.block(b, tlen)
-		if err != nil {
-			return written, fmt.Errorf("block %d: %w", i, err)
+		t.crc = 0
+		var err error
+		if a.Header.Layout == LayoutStream {
+			err = a.streamBlock(b, tlen, t)
+		} else {
+			var out []byte
+			if out, err = a.block(b, tlen); err == nil {
+				_, err = t.Write(out)
+			}
 		}
-		if crc32.ChecksumIEEE(out) != b.CRC32 {
-			return written, fmt.Errorf("%w: block %d CRC-32 differs", ErrTargetMismatch, i)
-		}
-		hw.Write(out)
-		n, err := w.Write(out)
-		written += int64(n)
 		if err != nil {
-			return written, err
+			return t.n, fmt.Errorf("block %d: %w", i, err)
+		}
+		if t.crc != b.CRC32 {
+			return t.n, fmt.Errorf("%w: block %d CRC-32 differs", ErrTargetMismatch, i)
 		}
 	}
 	if n, _ := a.patch.Read(make([]byte, 1)); n > 0 {
-		return written, formatErr("trailing bytes after the last block")
+		return t.n, formatErr("trailing bytes after the last block")
 	}
-	if [sha256.Size]byte(hw.Sum(nil)) != a.Header.TargetSHA256 {
-		return written, ErrTargetMismatch
+	if [sha256.Size]byte(t.h.Sum(nil)) != a.Header.TargetSHA256 {
+		return t.n, ErrTargetMismatch
 	}
-	return written, nil
+	return t.n, nil
+}
+
+// targetWriter writes target bytes to w, hashing the whole target and
+// the current block's CRC-32.
+type targetWriter struct {
+	w   io.Writer
+	h   hash.Hash
+	crc uint32
+	n   int64
+}
+
+func (t *targetWriter) Write(p []byte) (int, error) {
+	t.crc = crc32.Update(t.crc, crc32.IEEETable, p)
+	t.h.Write(p)
+	n, err := t.w.Write(p)
+	t.n += int64(n)
+	return n, err
+}
+
+// chunkSize is the buffer layout 0 blocks are applied through.
+const chunkSize = 16 << 10
+
+// streamBlock applies one layout-0 block without buffering it: instructions
+// are read as they decode and target bytes written as they are produced.
+// The caller checks the block's CRC-32 afterwards.
+func (a *Applier) streamBlock(b Block, tlen int, w io.Writer) error {
+	body := &io.LimitedReader{R: a.patch, N: int64(b.PackedSize)}
+	var r io.Reader = body
+	if a.c.ID() != codec.None {
+		cr, err := a.c.NewReader(body)
+		if err != nil {
+			return formatErr("codec: %v", err)
+		}
+		defer cr.Close()
+		r = cr
+	}
+	if a.chunk == nil {
+		a.chunk = make([]byte, chunkSize)
+		a.instr = &instrStream{r: bufio.NewReaderSize(r, 4096)}
+	}
+	in := a.instr
+	in.r.Reset(r)
+	in.n, in.limit, in.codec, in.err = 0, maxDecodedPerTarget*tlen+32, a.c.ID() != codec.None, nil
+	// Target bytes gather in out and go to w when it fills, so short
+	// instructions do not each cost a write.
+	out := a.chunk[:0]
+	room := func() (int, error) {
+		if len(out) == cap(out) {
+			if _, err := w.Write(out); err != nil {
+				return 0, err
+			}
+			out = out[:0]
+		}
+		return cap(out) - len(out), nil
+	}
+	sp := int64(b.SourcePos)
+	for done := 0; done < tlen; {
+		v, err := binary.ReadUvarint(in)
+		if err != nil {
+			return in.fail(err, fmt.Sprintf("instructions end after %d of %d target bytes", done, tlen))
+		}
+		kind, n64 := opKind(v&3), v>>2
+		if n64 == 0 || n64 > uint64(tlen-done) {
+			return formatErr("instruction length %d invalid with %d target bytes left", n64, tlen-done)
+		}
+		n := int(n64)
+		switch kind {
+		case opCopy, opAdd:
+			d, err := binary.ReadVarint(in)
+			if err != nil {
+				return in.fail(err, "truncated varint")
+			}
+			np := sp + d
+			if np < 0 || np+int64(n) > a.src.size() {
+				return formatErr("source range %d+%d outside the source's %d bytes", np, n, a.src.size())
+			}
+			for left := n; left > 0; {
+				free, err := room()
+				if err != nil {
+					return err
+				}
+				src, err := a.src.at(np, min(left, free))
+				if err != nil {
+					return err
+				}
+				o := len(out)
+				if kind == opCopy {
+					out = append(out, src...)
+				} else {
+					out = out[:o+len(src)]
+					dd := out[o:]
+					if err := in.read(dd); err != nil {
+						return in.fail(err, "add data runs past the end of the block")
+					}
+					for i := range dd {
+						dd[i] += src[i]
+					}
+				}
+				left -= len(src)
+				np += int64(len(src))
+			}
+			sp = np
+		case opInsert:
+			for left := n; left > 0; {
+				free, err := room()
+				if err != nil {
+					return err
+				}
+				o := len(out)
+				out = out[:o+min(left, free)]
+				if err := in.read(out[o:]); err != nil {
+					return in.fail(err, "literal data runs past the end of the block")
+				}
+				left -= len(out) - o
+			}
+		default:
+			return formatErr("reserved instruction %d", kind)
+		}
+		done += n
+	}
+	if _, err := w.Write(out); err != nil {
+		return err
+	}
+	if _, err := in.ReadByte(); err == nil {
+		return formatErr("unused data after the block's last instruction")
+	} else if !errors.Is(err, io.EOF) {
+		return in.fail(err, "")
+	}
+	// Skip what the codec left of the body, so the next block starts
+	// where the table says.
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return err
+	}
+	if body.N > 0 {
+		return truncated("block body", io.ErrUnexpectedEOF)
+	}
+	return nil
+}
+
+// instrStream reads a layout-0 block's decoded bytes, refusing more than
+// limit of them.
+type instrStream struct {
+	r        *bufio.Reader
+	n, limit int
+	codec    bool
+	err      error // last read error other than the end of the data
+}
+
+func (s *instrStream) ReadByte() (byte, error) {
+	if s.n >= s.limit {
+		return 0, formatErr("block decodes to more than %d bytes", s.limit)
+	}
+	c, err := s.r.ReadByte()
+	if err == nil {
+		s.n++
+	} else if err != io.EOF {
+		s.err = err
+	}
+	return c, err
+}
+
+func (s *instrStream) read(p []byte) error {
+	if s.n+len(p) > s.limit {
+		return formatErr("block decodes to more than %d bytes", s.limit)
+	}
+	k, err := io.ReadFull(s.r, p)
+	s.n += k
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		s.err = err
+	}
+	return err
+}
+
+// fail turns a read error into a format error: the end of the block
+// (what says which data ran out) or a codec error.
+func (s *instrStream) fail(err error, what string) error {
+	switch {
+	case errors.Is(err, ErrFormat):
+		return err
+	case s.err != nil && !s.codec:
+		return s.err // reading the patch failed
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return formatErr("%s", what)
+	case s.codec:
+		return formatErr("codec: %v", err)
+	}
+	return formatErr("%v", err) // varint overflow, or reading the patch
 }
 
 // block decodes and runs one block of tlen target bytes from the patch.
