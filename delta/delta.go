@@ -14,10 +14,10 @@
 //
 // Native patches apply in one pass. Parse and Patch.Apply take both images
 // as byte slices; NewApplier and ApplyStream read the patch once from an
-// io.Reader and the source through an io.ReaderAt, and hold only the block
-// table (12 bytes per block), one decoded block (at most 12 × block_size +
-// 33 bytes: its instructions and its target bytes), a 64 KiB source window
-// and the codec's decoder state.
+// io.Reader and the source through an io.ReaderAt, and hold the block table
+// (12 bytes per block), about 88 KiB of buffers and the codec's decoder
+// state, plus for layouts 1 and 2 one decoded block (at most
+// 12 × block_size + 33 bytes).
 package delta
 
 import (
