@@ -391,6 +391,10 @@ func runBlock(out []byte, old source, plain []byte, sp, tlen int, layout Layout,
 	} else {
 		diff, lit = ctrl, ctrl
 	}
+	// An in-memory source is sliced directly: an interface call per
+	// instruction costs the []byte path a fifth of its speed.
+	sb, inMemory := old.(sliceSource)
+	srcSize := old.size()
 	start := len(out)
 	for len(out)-start < tlen {
 		if ctrl.p >= len(ctrl.b) {
@@ -412,15 +416,17 @@ func runBlock(out []byte, old source, plain []byte, sp, tlen int, layout Layout,
 				return nil, err
 			}
 			np := int64(sp) + d
-			if np < 0 || np+int64(n) > old.size() {
-				return nil, formatErr("source range %d+%d outside the source's %d bytes", np, n, old.size())
+			if np < 0 || np+int64(n) > srcSize {
+				return nil, formatErr("source range %d+%d outside the source's %d bytes", np, n, srcSize)
 			}
 			if kind == opAdd && dm == nil && len(diff.b)-diff.p < n {
 				return nil, formatErr("add data runs past the end of the block")
 			}
 			for left := n; left > 0; {
-				src, err := old.at(np, left)
-				if err != nil {
+				var src []byte
+				if inMemory {
+					src = sb[np : np+int64(left)]
+				} else if src, err = old.at(np, left); err != nil {
 					return nil, err
 				}
 				left -= len(src)
