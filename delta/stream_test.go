@@ -256,3 +256,65 @@ func FuzzApplyStream(f *testing.F) {
 		}
 	})
 }
+
+// failAt is a source that fails once reads reach off.
+type failAt struct {
+	b   []byte
+	off int64
+}
+
+var errDisk = errors.New("disk error")
+
+func (f failAt) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > f.off {
+		return 0, errDisk
+	}
+	return copy(p, f.b[off:]), nil
+}
+
+func TestStreamSourceErrors(t *testing.T) {
+	p := edgeCases()[6]
+	patch, err := Create(p.old, p.new, &Options{BlockSize: 16384})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyStream(failAt{p.old, 1000}, int64(len(p.old)), bytes.NewReader(patch), io.Discard); !errors.Is(err, errDisk) {
+		t.Errorf("failing source: got %v, want the read error", err)
+	}
+	// A source that fails after the source check, while blocks run.
+	for _, layout := range []Layout{LayoutStream, LayoutSplit} {
+		patch, err := Create(p.old, p.new, &Options{Layout: layout, BlockSize: 16384})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := &failLater{b: p.old, ok: 8}
+		if err := ApplyStream(src, int64(len(p.old)), bytes.NewReader(patch), io.Discard); !errors.Is(err, errDisk) {
+			t.Errorf("%v: source failing mid-apply: got %v, want the read error", layout, err)
+		}
+	}
+	// A source shorter than it claims fails the source check.
+	if err := ApplyStream(bytes.NewReader(p.old[:1000]), int64(len(p.old)), bytes.NewReader(patch), io.Discard); !errors.Is(err, ErrSourceMismatch) {
+		t.Errorf("short source: got %v, want ErrSourceMismatch", err)
+	}
+	// A failing writer's error comes back.
+	if err := ApplyStream(bytes.NewReader(p.old), int64(len(p.old)), bytes.NewReader(patch), failWriter{}); !errors.Is(err, errDisk) {
+		t.Errorf("failing writer: got %v", err)
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errDisk }
+
+// failLater is a source whose reads fail after the first ok ones.
+type failLater struct {
+	b  []byte
+	ok int
+}
+
+func (f *failLater) ReadAt(p []byte, off int64) (int, error) {
+	if f.ok--; f.ok < 0 {
+		return 0, errDisk
+	}
+	return bytes.NewReader(f.b).ReadAt(p, off)
+}
