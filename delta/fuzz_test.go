@@ -18,20 +18,7 @@ func fuzzNew() []byte {
 }
 
 func FuzzNative(f *testing.F) {
-	for _, cn := range []string{"none", "heatshrink", "zstd", "lzma"} {
-		c, err := codec.Lookup(cn)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, l := range []Layout{LayoutStream, LayoutSplit, LayoutModel} {
-			p, err := Create(fuzzOld, fuzzNew(), &Options{Layout: l, Codec: c, BlockSize: 256, SourceVersion: "1"})
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(p)
-		}
-	}
-	f.Add([]byte("OTAD"))
+	addNativeSeeds(f)
 	f.Fuzz(func(t *testing.T, patch []byte) {
 		pt, err := Parse(patch)
 		if err != nil {
@@ -102,4 +89,23 @@ func TestBSDIFF43(t *testing.T) {
 			t.Fatalf("%s: %v", p.name, err)
 		}
 	}
+}
+
+// addNativeSeeds seeds f with a small native patch in every layout and
+// codec the MCU and Linux appliers read, plus a bare magic.
+func addNativeSeeds(f *testing.F) {
+	for _, cn := range []string{"none", "heatshrink", "zstd", "lzma"} {
+		c, err := codec.Lookup(cn)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, l := range []Layout{LayoutStream, LayoutSplit, LayoutModel} {
+			p, err := Create(fuzzOld, fuzzNew(), &Options{Layout: l, Codec: c, BlockSize: 256, SourceVersion: "1"})
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(p)
+		}
+	}
+	f.Add([]byte("OTAD"))
 }

@@ -224,20 +224,7 @@ func TestStreamMemory(t *testing.T) {
 // FuzzApplyStream checks the streaming applier against the slice one: both
 // accept the same patches and produce the same target.
 func FuzzApplyStream(f *testing.F) {
-	for _, cn := range []string{"none", "heatshrink", "zstd", "lzma"} {
-		c, err := codec.Lookup(cn)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, l := range []Layout{LayoutStream, LayoutSplit, LayoutModel} {
-			p, err := Create(fuzzOld, fuzzNew(), &Options{Layout: l, Codec: c, BlockSize: 256, SourceVersion: "1"})
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(p)
-		}
-	}
-	f.Add([]byte("OTAD"))
+	addNativeSeeds(f)
 	f.Fuzz(func(t *testing.T, patch []byte) {
 		got, _, serr := applyStream(fuzzOld, bytes.NewReader(patch))
 		if len(patch) < 4 || string(patch[:4]) != Magic {

@@ -275,6 +275,20 @@ func etagMatch(header, etag string) bool {
 // ddiAction loads the execution named by {actionId} if it is the device's.
 // A malformed id is 400; another device's action is 404, as for an
 // unknown one, so devices learn nothing of each other.
+// ddiOfferedAction is ddiAction for the calls that need the update itself:
+// an action never offered (pending, skipped) or canceled is not found.
+func (s *Server) ddiOfferedAction(r *http.Request, q *ddiReq) (*fleet.Execution, error) {
+	e, err := s.ddiAction(r, q)
+	if err != nil {
+		return nil, err
+	}
+	switch e.State {
+	case fleet.ExecPending, fleet.ExecSkipped, fleet.ExecCanceled:
+		return nil, fmt.Errorf("%w: action %d is %s", fleet.ErrNotFound, e.ID, e.State)
+	}
+	return e, nil
+}
+
 func (s *Server) ddiAction(r *http.Request, q *ddiReq) (*fleet.Execution, error) {
 	raw := r.PathValue("actionId")
 	id, err := strconv.ParseInt(raw, 10, 64)
@@ -409,14 +423,9 @@ func escapeName(name string) string {
 // ddiDeploymentBase answers the action's deployment; 404 for an action
 // that was never offered or was canceled (its cancelAction applies).
 func (s *Server) ddiDeploymentBase(w http.ResponseWriter, r *http.Request, q *ddiReq) {
-	e, err := s.ddiAction(r, q)
+	e, err := s.ddiOfferedAction(r, q)
 	if err != nil {
 		writeDDIError(w, err)
-		return
-	}
-	switch e.State {
-	case fleet.ExecPending, fleet.ExecSkipped, fleet.ExecCanceled:
-		writeDDIError(w, fmt.Errorf("%w: action %d is %s", fleet.ErrNotFound, e.ID, e.State))
 		return
 	}
 	base, err := s.deploymentBase(r, q, e)
@@ -803,14 +812,9 @@ func (s *Server) ddiConfigData(w http.ResponseWriter, r *http.Request, q *ddiReq
 // ddiDownload serves an artifact of the action's release with Range and
 // ETag, or "NAME.MD5SUM": the MD5 in md5sum(1) format ("hex  NAME").
 func (s *Server) ddiDownload(w http.ResponseWriter, r *http.Request, q *ddiReq) {
-	e, err := s.ddiAction(r, q)
+	e, err := s.ddiOfferedAction(r, q)
 	if err != nil {
 		writeDDIError(w, err)
-		return
-	}
-	switch e.State {
-	case fleet.ExecPending, fleet.ExecSkipped, fleet.ExecCanceled:
-		writeDDIError(w, fmt.Errorf("%w: action %d is %s", fleet.ErrNotFound, e.ID, e.State))
 		return
 	}
 	name := r.PathValue("name")
