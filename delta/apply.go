@@ -192,23 +192,23 @@ func (pt *Patch) ApplyFrom(old []byte, first int, w io.Writer) error {
 	// Grow the block buffer as bytes are produced rather than trusting the
 	// declared sizes up front.
 	out := make([]byte, 0, min(int64(bs), pt.Header.TargetSize, 1<<20))
+	var dm *diffDecoder // layout 2: reused from block to block
 	for i := first; i < len(pt.Blocks); i++ {
 		tlen := int(min(int64(bs), pt.Header.TargetSize-int64(i)*int64(bs)))
 		body := pt.data[pt.starts[i] : pt.starts[i]+int(pt.Blocks[i].PackedSize)]
-		var dm *diffDecoder
 		if pt.Header.Layout == LayoutModel {
 			n, k := binary.Uvarint(body)
 			if k <= 0 || n > uint64(len(body)-k) {
 				return fmt.Errorf("block %d: %w", i, formatErr("bad section length"))
 			}
-			dm = newDiffDecoder(body[k+int(n):])
+			dm = newDiffDecoder(body[k+int(n):], tlen, dm)
 			body = body[k : k+int(n)]
 		}
 		plain, err := decodeBlock(c, body, maxDecodedPerTarget*tlen+32)
 		if err != nil {
 			return fmt.Errorf("block %d: %w", i, err)
 		}
-		out, err = runBlock(out[:0], sliceSource(old), plain, int(pt.Blocks[i].SourcePos), tlen, pt.Header.Layout, dm)
+		out, err = runBlock(out[:0], sliceSource(old), plain, int(pt.Blocks[i].SourcePos), i*bs, tlen, pt.Header.Layout, dm)
 		if err != nil {
 			return fmt.Errorf("block %d: %w", i, err)
 		}
@@ -331,6 +331,20 @@ func (s *readerSource) at(off int64, n int) ([]byte, error) {
 	return s.buf[p:min(len(s.buf), p+n)], nil
 }
 
+// readSpan reads source bytes [lo, hi) into buf.
+func readSpan(old source, lo, hi int64, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	for lo < hi {
+		b, err := old.at(lo, int(hi-lo))
+		if err != nil {
+			return nil, err
+		}
+		buf = append(buf, b...)
+		lo += int64(len(b))
+	}
+	return buf, nil
+}
+
 // instrReader reads instructions from a control stream.
 type instrReader struct {
 	b []byte
@@ -355,8 +369,9 @@ func (r *instrReader) varint() (int64, error) {
 	return v, nil
 }
 
-// runBlock executes one block's instructions, appending tlen target bytes to out.
-func runBlock(out []byte, old source, plain []byte, sp, tlen int, layout Layout, dm *diffDecoder) ([]byte, error) {
+// runBlock executes one block's instructions, appending tlen target bytes
+// to out; tbase is the target offset of the block's first byte.
+func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout Layout, dm *diffDecoder) ([]byte, error) {
 	ctrl := &instrReader{b: plain}
 	var diff, lit *instrReader
 	if layout == LayoutSplit {
@@ -395,6 +410,7 @@ func runBlock(out []byte, old source, plain []byte, sp, tlen int, layout Layout,
 	// instruction costs the []byte path a fifth of its speed.
 	sb, inMemory := old.(sliceSource)
 	srcSize := old.size()
+	var span []byte // layout 2: an add's source bytes, when old is not in memory
 	start := len(out)
 	for len(out)-start < tlen {
 		if ctrl.p >= len(ctrl.b) {
@@ -422,6 +438,29 @@ func runBlock(out []byte, old source, plain []byte, sp, tlen int, layout Layout,
 			if kind == opAdd && dm == nil && len(diff.b)-diff.p < n {
 				return nil, formatErr("add data runs past the end of the block")
 			}
+			if kind == opAdd && dm != nil {
+				// The model reads the source up to 3 bytes either side.
+				view := srcBytes{b: sb}
+				if !inMemory {
+					lo, hi := max(np-3, 0), min(np+int64(n)+3, srcSize)
+					if span, err = readSpan(old, lo, hi, span); err != nil {
+						return nil, err
+					}
+					view = srcBytes{b: span, off: int(lo)}
+				}
+				t := tbase + len(out) - start
+				for k := 0; k < n; k++ {
+					s := int(np) + k
+					out = append(out, byte(view.at(s))+dm.decode(view, s, t+k))
+					// A damaged stream is caught by the block CRC; this bounds
+					// the work a hostile one can cause past its end.
+					if dm.p > len(dm.in)+8 {
+						return nil, formatErr("modelled differences run past the end of the block")
+					}
+				}
+				sp = int(np) + n
+				continue
+			}
 			for left := n; left > 0; {
 				var src []byte
 				if inMemory {
@@ -433,15 +472,6 @@ func runBlock(out []byte, old source, plain []byte, sp, tlen int, layout Layout,
 				np += int64(len(src))
 				if kind == opCopy {
 					out = append(out, src...)
-				} else if dm != nil {
-					for _, b := range src {
-						out = append(out, b+dm.decode(b))
-					}
-					// A damaged stream is caught by the block CRC; this bounds
-					// the work a hostile one can cause past its end.
-					if dm.p > len(dm.in)+8 {
-						return nil, formatErr("modelled differences run past the end of the block")
-					}
 				} else {
 					dd := diff.b[diff.p : diff.p+len(src)]
 					diff.p += len(src)

@@ -1,12 +1,14 @@
 package delta
 
-// This file codes the add-difference bytes of layout 2 with a small
+// This file codes the add-difference bytes of layout 2 with a
 // context-mixing model and a binary arithmetic coder. Differences in
-// firmware come from relocated pointers and shifted offsets: whether a
-// byte changes, and by how much, depends on the source byte under it and
+// firmware come from relocated pointers and shifted branch offsets:
+// whether a byte changes, and by how much, depends on the source word
+// around it (a Thumb BL, a pointer into moved code), on its byte lane and
 // on the differences just before, which a general-purpose LZ codec cannot
-// see. All arithmetic is integer so encoder and decoder agree on every
-// platform.
+// see. Most difference bytes are zero, so each byte first codes one
+// "changed?" decision and only changed bytes code their value. All
+// arithmetic is integer so encoder and decoder agree on every platform.
 
 var squashTab = [33]int32{1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546,
 	2047, 2549, 2994, 3348, 3607, 3785, 3901, 3975, 4022, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094}
@@ -40,66 +42,137 @@ var stretchTab = func() (t [4096]int16) {
 	return
 }()
 
+// rateTab[n] is 65536/(n+1.5): a slot seen n times moves that fraction of
+// the way to each new bit, so new contexts learn fast and old ones settle.
+var rateTab = func() (t [slotLimit + 1]int32) {
+	for i := range t {
+		t[i] = int32(131072 / (2*i + 3))
+	}
+	return
+}()
+
 const (
-	nInputs  = 4
-	ctxTable = 1 << 16 // probabilities per context model (context<<8 | node)
+	nInputs      = 9
+	maxTableBits = 19 // hashed context tables hold at most 2^19 slots of 4 bytes
+	minTableBits = 10
+	slotLimit    = 255
+	// The mixer's weight set is chosen by node, byte lane and whether the
+	// previous difference was non-zero.
+	mixerSets = 256 * 8
 )
 
-// diffModel predicts difference bytes bit by bit.
+// diffModel predicts difference bytes: a "changed?" decision (node 0),
+// then, for changed bytes, the value MSB first along a bit tree (node 1,
+// then node*2+bit).
 type diffModel struct {
-	probs [nInputs][]uint16 // 12-bit P(1), per context model
-	w     [][nInputs]int32  // mixer weights (16.16), selected by node
-	hist  [4]byte           // last differences, newest first
-	idx   [nInputs]int
+	// slots holds, per context table, a 22-bit P(1) in the high bits and
+	// a 10-bit observation count in the low bits.
+	slots [nInputs][]uint32
+	w     [][nInputs]int32 // mixer weights (16.16)
+	ctx   [nInputs]uint32  // per-byte context hashes
+	idx   [nInputs]uint32
 	st    [nInputs]int32
+	sel   int
 	pr    int32
+	hist  [4]byte // last differences, newest first
+	quiet uint32  // bytes since the last non-zero difference, capped
+	shift uint32  // 32 - table bits
 }
 
-func newDiffModel() *diffModel {
-	m := &diffModel{w: make([][nInputs]int32, 256*2)}
-	for i := range m.probs {
-		m.probs[i] = make([]uint16, ctxTable*4)
-		for j := range m.probs[i] {
-			m.probs[i][j] = 2048
+// tableBits sizes the hashed tables to a block of n target bytes: half a
+// slot per byte, so a small block does not pay for clearing a large model.
+func tableBits(n int) int {
+	b := minTableBits
+	for b < maxTableBits && 1<<(b+1) < n {
+		b++
+	}
+	return b
+}
+
+// newDiffModel returns a model for a block of n target bytes, reusing the
+// tables of prev (which may be nil) when they are large enough.
+func newDiffModel(n int, prev *diffModel) *diffModel {
+	bits := tableBits(n)
+	m := prev
+	if m == nil || len(m.slots[1]) < 1<<bits {
+		m = &diffModel{w: make([][nInputs]int32, mixerSets)}
+		m.slots[0] = make([]uint32, 512)
+		for i := 1; i < nInputs; i++ {
+			m.slots[i] = make([]uint32, 1<<bits)
+		}
+	}
+	*m = diffModel{slots: m.slots, w: m.w, shift: uint32(32 - bits)}
+	for i := range m.slots {
+		if i > 0 {
+			m.slots[i] = m.slots[i][:1<<bits]
+		}
+		for j := range m.slots[i] {
+			m.slots[i][j] = 1 << 31
 		}
 	}
 	for i := range m.w {
 		for j := range m.w[i] {
-			m.w[i][j] = 1 << 14
+			m.w[i][j] = (1 << 16) / nInputs
 		}
 	}
 	return m
 }
 
-// contexts sets the per-byte contexts from the source byte under it.
-func (m *diffModel) contexts(src byte) [nInputs]int {
-	d1, d2, d4 := int(m.hist[0]), int(m.hist[1]), int(m.hist[3])
-	return [nInputs]int{
-		0,
-		d1 + 1,
-		(int(src)<<1 | b2i(d1 != 0)) + 257,
-		((d4<<8 | d2) & 0x3fff) + 1024,
-	}
+func hashCtx(a, b uint32) uint32 { return (a*0x9E3779B1 ^ b) * 0x85EBCA77 }
+
+// srcBytes is a view of the source around the byte being coded: b holds
+// source bytes [off, off+len(b)), which must cover every in-range
+// position within 3 bytes of it; positions outside the source read as 0.
+type srcBytes struct {
+	b   []byte
+	off int
 }
 
-func b2i(b bool) int {
-	if b {
-		return 1
+func (s srcBytes) at(i int) uint32 {
+	if i -= s.off; i >= 0 && i < len(s.b) {
+		return uint32(s.b[i])
 	}
 	return 0
 }
 
-// predict returns P(next bit = 1) in 12 bits for context set c at node.
-func (m *diffModel) predict(c *[nInputs]int, node int) int32 {
-	var dot int64
-	sel := node
-	if m.hist[0] != 0 {
-		sel += 256
+// setContexts computes the contexts of the difference at source position
+// sp and absolute target position tp.
+func (m *diffModel) setContexts(src srcBytes, sp, tp int) {
+	d1, d2, d4 := uint32(m.hist[0]), uint32(m.hist[1]), uint32(m.hist[3])
+	changed := uint32(0)
+	if d1 != 0 {
+		changed = 1
 	}
-	w := &m.w[sel]
+	lane := uint32(tp & 3)
+	s := src.at(sp)
+	w := sp - int(lane)
+	word := src.at(w) | src.at(w+1)<<8 | src.at(w+2)<<16 | src.at(w+3)<<24
+	h := sp - tp&1
+	half := src.at(h) | src.at(h+1)<<8 | src.at(h+2)<<16 | src.at(h+3)<<24
+	m.ctx = [nInputs]uint32{
+		0,
+		hashCtx(1, d1),
+		hashCtx(2, s<<1|changed),
+		hashCtx(3, d4<<8|d2),
+		hashCtx(4, lane<<24|word>>8),
+		hashCtx(5, lane<<24|word>>12<<4|d1&15),
+		hashCtx(6, lane<<16|d4<<8|s),
+		hashCtx(7, uint32(tp&1)<<24|half&0xf800f800|d1<<16|d2),
+		hashCtx(8, lane<<16|m.quiet<<8|src.at(sp+1)),
+	}
+	m.sel = int(changed|lane<<1) << 8
+}
+
+// predict returns P(next bit = 1) in 12 bits at node.
+func (m *diffModel) predict(node int) int32 {
+	var dot int64
+	w := &m.w[m.sel|node]
+	m.idx[0] = uint32(node)
+	for i := 1; i < nInputs; i++ {
+		m.idx[i] = hashCtx(m.ctx[i], uint32(node)) >> m.shift
+	}
 	for i := 0; i < nInputs; i++ {
-		m.idx[i] = (c[i]<<8 | node) & (len(m.probs[i]) - 1)
-		m.st[i] = int32(stretchTab[m.probs[i][m.idx[i]]])
+		m.st[i] = int32(stretchTab[m.slots[i][m.idx[i]]>>20])
 		dot += int64(m.st[i]) * int64(w[i])
 	}
 	m.pr = squash(int32(dot >> 16))
@@ -107,65 +180,99 @@ func (m *diffModel) predict(c *[nInputs]int, node int) int32 {
 }
 
 func (m *diffModel) update(bit int, node int) {
-	sel := node
-	if m.hist[0] != 0 {
-		sel += 256
-	}
-	w := &m.w[sel]
+	w := &m.w[m.sel|node]
 	err := (int32(bit<<12) - m.pr) * 6
+	target := int64(bit) << 22
 	for i := 0; i < nInputs; i++ {
 		w[i] += (m.st[i]*err + 512) >> 10
-		p := &m.probs[i][m.idx[i]]
-		if bit == 1 {
-			*p += (4096 - *p) >> 4
-		} else {
-			*p -= *p >> 4
+		v := &m.slots[i][m.idx[i]]
+		n := *v & 1023
+		p := int64(*v >> 10)
+		p += (target - p) * int64(rateTab[n]) >> 16
+		if n < slotLimit {
+			n++
 		}
+		*v = uint32(p)<<10 | n
 	}
 }
 
 func (m *diffModel) push(d byte) {
 	copy(m.hist[1:], m.hist[:3])
 	m.hist[0] = d
+	if d != 0 {
+		m.quiet = 0
+	} else if m.quiet < 32 {
+		m.quiet++
+	}
 }
 
-// diffEncoder codes difference bytes into a byte slice.
-type diffEncoder struct {
-	m      *diffModel
+// arithEncoder is a carry-less binary arithmetic coder over 12-bit
+// probabilities.
+type arithEncoder struct {
 	x1, x2 uint32
 	out    []byte
 }
 
-func newDiffEncoder() *diffEncoder {
-	return &diffEncoder{m: newDiffModel(), x2: 0xffffffff}
+func (e *arithEncoder) code(bit int, p int32) {
+	xmid := e.x1 + (e.x2-e.x1)>>12*uint32(p)
+	if bit == 1 {
+		e.x2 = xmid
+	} else {
+		e.x1 = xmid + 1
+	}
+	for (e.x1^e.x2)&0xff000000 == 0 {
+		e.out = append(e.out, byte(e.x2>>24))
+		e.x1 <<= 8
+		e.x2 = e.x2<<8 | 255
+	}
 }
 
-func (e *diffEncoder) encode(d, src byte) {
-	c := e.m.contexts(src)
-	node := 1
-	for k := 7; k >= 0; k-- {
-		bit := int(d>>k) & 1
-		p := uint32(e.m.predict(&c, node))
-		xmid := e.x1 + (e.x2-e.x1)>>12*p
-		if bit == 1 {
-			e.x2 = xmid
-		} else {
-			e.x1 = xmid + 1
-		}
-		e.m.update(bit, node)
-		for (e.x1^e.x2)&0xff000000 == 0 {
-			e.out = append(e.out, byte(e.x2>>24))
-			e.x1 <<= 8
-			e.x2 = e.x2<<8 | 255
-		}
-		node = node<<1 | bit
+// diffEncoder codes difference bytes into a byte slice.
+type diffEncoder struct {
+	m *diffModel
+	arithEncoder
+}
+
+// newDiffEncoder returns an encoder for a block of n target bytes; it
+// reuses prev's model tables when prev is not nil.
+func newDiffEncoder(n int, prev *diffEncoder) *diffEncoder {
+	var pm *diffModel
+	if prev != nil {
+		pm = prev.m
 	}
-	e.m.push(d)
+	return &diffEncoder{m: newDiffModel(n, pm), arithEncoder: arithEncoder{x2: 0xffffffff}}
+}
+
+// encode codes difference d of the byte at source position sp and target
+// position tp.
+func (e *diffEncoder) encode(d byte, src srcBytes, sp, tp int) {
+	m := e.m
+	m.setContexts(src, sp, tp)
+	nz := b2i(d != 0)
+	e.code(nz, m.predict(0))
+	m.update(nz, 0)
+	if nz == 1 {
+		node := 1
+		for k := 7; k >= 0; k-- {
+			bit := int(d>>k) & 1
+			e.code(bit, m.predict(node))
+			m.update(bit, node)
+			node = node<<1 | bit
+		}
+	}
+	m.push(d)
 }
 
 func (e *diffEncoder) finish() []byte {
 	// Enough bytes to pin a value inside [x1, x2].
 	return append(e.out, byte(e.x1>>24), byte(e.x1>>16), byte(e.x1>>8), byte(e.x1))
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // diffDecoder is the inverse of diffEncoder. Reading past its input yields
@@ -178,8 +285,14 @@ type diffDecoder struct {
 	p         int
 }
 
-func newDiffDecoder(in []byte) *diffDecoder {
-	d := &diffDecoder{m: newDiffModel(), x2: 0xffffffff, in: in}
+// newDiffDecoder returns a decoder of in for a block of n target bytes; it
+// reuses prev's model tables when prev is not nil.
+func newDiffDecoder(in []byte, n int, prev *diffDecoder) *diffDecoder {
+	var pm *diffModel
+	if prev != nil {
+		pm = prev.m
+	}
+	d := &diffDecoder{m: newDiffModel(n, pm), x2: 0xffffffff, in: in}
 	for i := 0; i < 4; i++ {
 		d.x = d.x<<8 | uint32(d.next())
 	}
@@ -195,28 +308,40 @@ func (d *diffDecoder) next() byte {
 	return 0
 }
 
-func (d *diffDecoder) decode(src byte) byte {
-	c := d.m.contexts(src)
-	node := 1
-	for k := 0; k < 8; k++ {
-		p := uint32(d.m.predict(&c, node))
-		xmid := d.x1 + (d.x2-d.x1)>>12*p
-		bit := 0
-		if d.x <= xmid {
-			bit = 1
-			d.x2 = xmid
-		} else {
-			d.x1 = xmid + 1
-		}
-		d.m.update(bit, node)
-		for (d.x1^d.x2)&0xff000000 == 0 {
-			d.x1 <<= 8
-			d.x2 = d.x2<<8 | 255
-			d.x = d.x<<8 | uint32(d.next())
-		}
-		node = node<<1 | bit
+func (d *diffDecoder) bit(p int32) int {
+	xmid := d.x1 + (d.x2-d.x1)>>12*uint32(p)
+	bit := 0
+	if d.x <= xmid {
+		bit = 1
+		d.x2 = xmid
+	} else {
+		d.x1 = xmid + 1
 	}
-	b := byte(node)
-	d.m.push(b)
-	return b
+	for (d.x1^d.x2)&0xff000000 == 0 {
+		d.x1 <<= 8
+		d.x2 = d.x2<<8 | 255
+		d.x = d.x<<8 | uint32(d.next())
+	}
+	return bit
+}
+
+// decode returns the difference of the byte at source position sp and
+// target position tp.
+func (d *diffDecoder) decode(src srcBytes, sp, tp int) byte {
+	m := d.m
+	m.setContexts(src, sp, tp)
+	nz := d.bit(m.predict(0))
+	m.update(nz, 0)
+	v := byte(0)
+	if nz == 1 {
+		node := 1
+		for k := 0; k < 8; k++ {
+			bit := d.bit(m.predict(node))
+			m.update(bit, node)
+			node = node<<1 | bit
+		}
+		v = byte(node)
+	}
+	m.push(v)
+	return v
 }

@@ -160,6 +160,7 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 	var ctrl, diff, lit, plain []byte
 	var tmp [binary.MaxVarintLen64]byte
 	maxDecoded, window := 0, 0
+	var prevDM *diffEncoder // layout 2: model tables reused by every block
 	sp, oi, consumed := 0, 0, 0 // consumed: bytes of ops[oi] already emitted
 	for b := 0; b < nblocks; b++ {
 		start := b * bs
@@ -169,7 +170,8 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 		ctrl, diff, lit, plain = ctrl[:0], diff[:0], lit[:0], plain[:0]
 		var dm *diffEncoder
 		if layout == LayoutModel {
-			dm = newDiffEncoder()
+			prevDM = newDiffEncoder(end-start, prevDM)
+			dm = prevDM
 		}
 		t := start
 		for t < end {
@@ -191,7 +193,7 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 				for i := range data {
 					data[i] = new[t+i] - old[src+i]
 					if dm != nil {
-						dm.encode(data[i], old[src+i])
+						dm.encode(data[i], srcBytes{b: old}, src+i, t+i)
 					}
 				}
 			case opInsert:

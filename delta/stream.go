@@ -31,6 +31,7 @@ type Applier struct {
 	c      codec.Codec
 	plain  []byte       // decoded block (instructions and data), reused
 	rest   []byte       // layout 2: modelled difference bytes, reused
+	dm     *diffDecoder // layout 2: its model tables are reused
 	out    []byte       // target bytes of the block, reused
 	maxBuf int          // peak cap(plain)+cap(rest)+cap(out), for tests
 	chunk  []byte       // layout 0: target bytes on their way to w
@@ -122,7 +123,7 @@ func (a *Applier) WriteTo(w io.Writer) (int64, error) {
 			err = a.streamBlock(b, tlen, t)
 		} else {
 			var out []byte
-			if out, err = a.block(b, tlen); err == nil {
+			if out, err = a.block(b, int(int64(i)*bs), tlen); err == nil {
 				_, err = t.Write(out)
 			}
 		}
@@ -329,8 +330,9 @@ func (s *instrStream) fail(err error, what string) error {
 	return formatErr("%v", err) // varint overflow, or reading the patch
 }
 
-// block decodes and runs one block of tlen target bytes from the patch.
-func (a *Applier) block(b Block, tlen int) ([]byte, error) {
+// block decodes and runs one block of tlen target bytes, starting at
+// target offset tbase, from the patch.
+func (a *Applier) block(b Block, tbase, tlen int) ([]byte, error) {
 	body := &io.LimitedReader{R: a.patch, N: int64(b.PackedSize)}
 	limit := maxDecodedPerTarget*tlen + 32
 	var dm *diffDecoder
@@ -359,7 +361,8 @@ func (a *Applier) block(b Block, tlen int) ([]byte, error) {
 		if a.rest, err = readLimited(body, limit, a.rest); err != nil {
 			return nil, err
 		}
-		dm = newDiffDecoder(a.rest)
+		a.dm = newDiffDecoder(a.rest, tlen, a.dm)
+		dm = a.dm
 	}
 	if body.N > 0 {
 		return nil, truncated("block body", io.ErrUnexpectedEOF)
@@ -367,7 +370,7 @@ func (a *Applier) block(b Block, tlen int) ([]byte, error) {
 	if cap(a.out) < tlen {
 		a.out = make([]byte, 0, tlen)
 	}
-	out, err := runBlock(a.out[:0], a.src, plain, int(b.SourcePos), tlen, a.Header.Layout, dm)
+	out, err := runBlock(a.out[:0], a.src, plain, int(b.SourcePos), tbase, tlen, a.Header.Layout, dm)
 	if err != nil {
 		return nil, err
 	}
