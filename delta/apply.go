@@ -192,7 +192,7 @@ func (pt *Patch) ApplyFrom(old []byte, first int, w io.Writer) error {
 	// Grow the block buffer as bytes are produced rather than trusting the
 	// declared sizes up front.
 	out := make([]byte, 0, min(int64(bs), pt.Header.TargetSize, 1<<20))
-	var dm *diffDecoder // layout 2: reused from block to block
+	var dm *modelDecoder // layout 2: reused from block to block
 	for i := first; i < len(pt.Blocks); i++ {
 		tlen := int(min(int64(bs), pt.Header.TargetSize-int64(i)*int64(bs)))
 		body := pt.data[pt.starts[i] : pt.starts[i]+int(pt.Blocks[i].PackedSize)]
@@ -201,7 +201,7 @@ func (pt *Patch) ApplyFrom(old []byte, first int, w io.Writer) error {
 			if k <= 0 || n > uint64(len(body)-k) {
 				return fmt.Errorf("block %d: %w", i, formatErr("bad section length"))
 			}
-			dm = newDiffDecoder(body[k+int(n):], tlen, dm)
+			dm = newModelDecoder(body[k+int(n):], tlen, int64(pt.Blocks[i].SourcePos)-int64(i)*int64(bs), dm)
 			body = body[k : k+int(n)]
 		}
 		plain, err := decodeBlock(c, body, maxDecodedPerTarget*tlen+32)
@@ -371,7 +371,7 @@ func (r *instrReader) varint() (int64, error) {
 
 // runBlock executes one block's instructions, appending tlen target bytes
 // to out; tbase is the target offset of the block's first byte.
-func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout Layout, dm *diffDecoder) ([]byte, error) {
+func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout Layout, dm *modelDecoder) ([]byte, error) {
 	ctrl := &instrReader{b: plain}
 	var diff, lit *instrReader
 	if layout == LayoutSplit {
@@ -392,17 +392,8 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 		diff = &instrReader{b: plain[s+int(cl) : s+int(cl+dl)]}
 		lit = &instrReader{b: plain[s+int(cl+dl):]}
 	} else if layout == LayoutModel {
-		cl, err := ctrl.uvarint()
-		if err != nil {
-			return nil, err
-		}
-		if cl > uint64(len(plain)-ctrl.p) {
-			return nil, formatErr("control length %d exceeds the block's %d bytes", cl, len(plain)-ctrl.p)
-		}
-		s := ctrl.p
-		ctrl = &instrReader{b: plain[s : s+int(cl)]}
-		lit = &instrReader{b: plain[s+int(cl):]}
-		diff = &instrReader{}
+		// Instructions and differences come from the model stream.
+		ctrl, diff, lit = &instrReader{}, &instrReader{}, ctrl
 	} else {
 		diff, lit = ctrl, ctrl
 	}
@@ -413,25 +404,43 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 	var span []byte // layout 2: an add's source bytes, when old is not in memory
 	start := len(out)
 	for len(out)-start < tlen {
-		if ctrl.p >= len(ctrl.b) {
-			return nil, formatErr("instructions end after %d of %d target bytes", len(out)-start, tlen)
+		var kind opKind
+		var n64 uint64
+		var np int64 // copies and adds: the source offset
+		var err error
+		if dm != nil {
+			t := int64(tbase + len(out) - start)
+			k, n, align, derr := dm.decodeOp()
+			if derr != nil {
+				return nil, derr
+			}
+			if dm.p > len(dm.in)+8 {
+				return nil, formatErr("modelled instructions run past the end of the block")
+			}
+			kind, n64, np = k, uint64(n), t+align
+		} else {
+			if ctrl.p >= len(ctrl.b) {
+				return nil, formatErr("instructions end after %d of %d target bytes", len(out)-start, tlen)
+			}
+			v, verr := ctrl.uvarint()
+			if verr != nil {
+				return nil, verr
+			}
+			kind, n64 = opKind(v&3), v>>2
 		}
-		v, err := ctrl.uvarint()
-		if err != nil {
-			return nil, err
-		}
-		kind, n64 := opKind(v&3), v>>2
 		if n64 == 0 || n64 > uint64(tlen-(len(out)-start)) {
 			return nil, formatErr("instruction length %d invalid with %d target bytes left", n64, tlen-(len(out)-start))
 		}
 		n := int(n64)
 		switch kind {
 		case opCopy, opAdd:
-			d, err := ctrl.varint()
-			if err != nil {
-				return nil, err
+			if dm == nil {
+				d, err := ctrl.varint()
+				if err != nil {
+					return nil, err
+				}
+				np = int64(sp) + d
 			}
-			np := int64(sp) + d
 			if np < 0 || np+int64(n) > srcSize {
 				return nil, formatErr("source range %d+%d outside the source's %d bytes", np, n, srcSize)
 			}

@@ -1,5 +1,7 @@
 package delta
 
+import "math/bits"
+
 // This file codes the add-difference bytes of layout 2 with a
 // context-mixing model and a binary arithmetic coder. Differences in
 // firmware come from relocated pointers and shifted branch offsets:
@@ -68,6 +70,7 @@ type diffModel struct {
 	// slots holds, per context table, a 22-bit P(1) in the high bits and
 	// a 10-bit observation count in the low bits.
 	slots [nInputs][]uint32
+	dirty []uint32 // table<<24 | index of each slot updated since the reset
 	w     [][nInputs]int32 // mixer weights (16.16)
 	ctx   [nInputs]uint32  // per-byte context hashes
 	idx   [nInputs]uint32
@@ -94,21 +97,27 @@ func tableBits(n int) int {
 func newDiffModel(n int, prev *diffModel) *diffModel {
 	bits := tableBits(n)
 	m := prev
-	if m == nil || len(m.slots[1]) < 1<<bits {
+	if m == nil || cap(m.slots[1]) < 1<<bits {
 		m = &diffModel{w: make([][nInputs]int32, mixerSets)}
 		m.slots[0] = make([]uint32, 512)
 		for i := 1; i < nInputs; i++ {
 			m.slots[i] = make([]uint32, 1<<bits)
 		}
+		for i := range m.slots {
+			for j := range m.slots[i] {
+				m.slots[i][j] = 1 << 31
+			}
+		}
+	} else {
+		// Clear only what the last block touched: a block's reset then
+		// costs what its coding cost, however large its tables.
+		for _, d := range m.dirty {
+			m.slots[d>>24][:cap(m.slots[d>>24])][d&(1<<24-1)] = 1 << 31
+		}
 	}
-	*m = diffModel{slots: m.slots, w: m.w, shift: uint32(32 - bits)}
-	for i := range m.slots {
-		if i > 0 {
-			m.slots[i] = m.slots[i][:1<<bits]
-		}
-		for j := range m.slots[i] {
-			m.slots[i][j] = 1 << 31
-		}
+	*m = diffModel{slots: m.slots, w: m.w, dirty: m.dirty[:0], shift: uint32(32 - bits)}
+	for i := 1; i < nInputs; i++ {
+		m.slots[i] = m.slots[i][:1<<bits]
 	}
 	for i := range m.w {
 		for j := range m.w[i] {
@@ -187,6 +196,9 @@ func (m *diffModel) update(bit int, node int) {
 		w[i] += (m.st[i]*err + 512) >> 10
 		v := &m.slots[i][m.idx[i]]
 		n := *v & 1023
+		if n == 0 {
+			m.dirty = append(m.dirty, uint32(i)<<24|m.idx[i])
+		}
 		p := int64(*v >> 10)
 		p += (target - p) * int64(rateTab[n]) >> 16
 		if n < slotLimit {
@@ -227,25 +239,42 @@ func (e *arithEncoder) code(bit int, p int32) {
 	}
 }
 
-// diffEncoder codes difference bytes into a byte slice.
-type diffEncoder struct {
-	m *diffModel
+func (e *arithEncoder) codeBit(bit int, p int32) int {
+	e.code(bit, p)
+	return bit
+}
+
+// modelEncoder codes a layout-2 block's instructions and difference bytes
+// into its model stream.
+type modelEncoder struct {
+	m    *diffModel
+	ctrl ctrlModel
 	arithEncoder
 }
 
-// newDiffEncoder returns an encoder for a block of n target bytes; it
+// newModelEncoder returns an encoder for a block of n target bytes whose
+// source pointer starts at align bytes from its first target byte; it
 // reuses prev's model tables when prev is not nil.
-func newDiffEncoder(n int, prev *diffEncoder) *diffEncoder {
+func newModelEncoder(n int, align int64, prev *modelEncoder) *modelEncoder {
+	e := &modelEncoder{arithEncoder: arithEncoder{x2: 0xffffffff}}
 	var pm *diffModel
 	if prev != nil {
-		pm = prev.m
+		pm, e.ctrl = prev.m, prev.ctrl
 	}
-	return &diffEncoder{m: newDiffModel(n, pm), arithEncoder: arithEncoder{x2: 0xffffffff}}
+	e.m = newDiffModel(n, pm)
+	e.ctrl.reset(align)
+	return e
+}
+
+// encodeOp codes an instruction of n bytes; align is its source offset
+// minus its target offset for copies and adds.
+func (e *modelEncoder) encodeOp(kind opKind, n int, align int64) {
+	e.ctrl.op(&e.arithEncoder, kind, n, align)
 }
 
 // encode codes difference d of the byte at source position sp and target
 // position tp.
-func (e *diffEncoder) encode(d byte, src srcBytes, sp, tp int) {
+func (e *modelEncoder) encode(d byte, src srcBytes, sp, tp int) {
 	m := e.m
 	m.setContexts(src, sp, tp)
 	nz := b2i(d != 0)
@@ -263,7 +292,7 @@ func (e *diffEncoder) encode(d byte, src srcBytes, sp, tp int) {
 	m.push(d)
 }
 
-func (e *diffEncoder) finish() []byte {
+func (e *modelEncoder) finish() []byte {
 	// Enough bytes to pin a value inside [x1, x2].
 	return append(e.out, byte(e.x1>>24), byte(e.x1>>16), byte(e.x1>>8), byte(e.x1))
 }
@@ -275,31 +304,35 @@ func b2i(b bool) int {
 	return 0
 }
 
-// diffDecoder is the inverse of diffEncoder. Reading past its input yields
+// modelDecoder is the inverse of modelEncoder. Reading past its input yields
 // zero bytes; a damaged stream therefore decodes to wrong bytes, which the
 // block CRC-32 reports.
-type diffDecoder struct {
+type modelDecoder struct {
 	m         *diffModel
+	ctrl      ctrlModel
 	x1, x2, x uint32
 	in        []byte
 	p         int
 }
 
-// newDiffDecoder returns a decoder of in for a block of n target bytes; it
-// reuses prev's model tables when prev is not nil.
-func newDiffDecoder(in []byte, n int, prev *diffDecoder) *diffDecoder {
+// newModelDecoder returns a decoder of in for a block of n target bytes
+// whose source pointer starts at align bytes from its first target byte;
+// it reuses prev's model tables when prev is not nil.
+func newModelDecoder(in []byte, n int, align int64, prev *modelDecoder) *modelDecoder {
+	d := &modelDecoder{x2: 0xffffffff, in: in}
 	var pm *diffModel
 	if prev != nil {
-		pm = prev.m
+		pm, d.ctrl = prev.m, prev.ctrl
 	}
-	d := &diffDecoder{m: newDiffModel(n, pm), x2: 0xffffffff, in: in}
+	d.m = newDiffModel(n, pm)
+	d.ctrl.reset(align)
 	for i := 0; i < 4; i++ {
 		d.x = d.x<<8 | uint32(d.next())
 	}
 	return d
 }
 
-func (d *diffDecoder) next() byte {
+func (d *modelDecoder) next() byte {
 	if d.p < len(d.in) {
 		d.p++
 		return d.in[d.p-1]
@@ -308,7 +341,7 @@ func (d *diffDecoder) next() byte {
 	return 0
 }
 
-func (d *diffDecoder) bit(p int32) int {
+func (d *modelDecoder) bit(p int32) int {
 	xmid := d.x1 + (d.x2-d.x1)>>12*uint32(p)
 	bit := 0
 	if d.x <= xmid {
@@ -325,9 +358,17 @@ func (d *diffDecoder) bit(p int32) int {
 	return bit
 }
 
+func (d *modelDecoder) codeBit(_ int, p int32) int { return d.bit(p) }
+
+// decodeOp reads an instruction: its kind, length and, for copies and
+// adds, its source offset minus its target offset.
+func (d *modelDecoder) decodeOp() (opKind, int, int64, error) {
+	return d.ctrl.op(d, 0, 0, 0)
+}
+
 // decode returns the difference of the byte at source position sp and
 // target position tp.
-func (d *diffDecoder) decode(src srcBytes, sp, tp int) byte {
+func (d *modelDecoder) decode(src srcBytes, sp, tp int) byte {
 	m := d.m
 	m.setContexts(src, sp, tp)
 	nz := d.bit(m.predict(0))
@@ -344,4 +385,157 @@ func (d *diffDecoder) decode(src srcBytes, sp, tp int) byte {
 	}
 	m.push(v)
 	return v
+}
+
+// ctrlModel codes layout 2's instructions: kind, length and, for copies and
+// adds, the alignment (source offset minus target offset). Alignments recur:
+// after an insert the old alignment usually resumes, and code that moved
+// comes back to an alignment seen a few instructions before, so the last four
+// are kept (as LZMA keeps its last four distances) and coded by index.
+type ctrlModel struct {
+	slots []uint32 // 22-bit P(1) and count, as diffModel's, hashed by context
+	dirty []uint32 // slots updated since the reset
+	last  [2]opKind
+	reps  [4]int64
+}
+
+const ctrlTableBits = 16
+
+// maxNumBits bounds the bit length of a coded number: a hostile stream
+// cannot make the decoder loop.
+const maxNumBits = 40
+
+func (c *ctrlModel) reset(align int64) {
+	if c.slots == nil {
+		c.slots = make([]uint32, 1<<ctrlTableBits)
+		for i := range c.slots {
+			c.slots[i] = 1 << 31
+		}
+	}
+	for _, d := range c.dirty {
+		c.slots[d] = 1 << 31
+	}
+	c.dirty = c.dirty[:0]
+	c.last = [2]opKind{3, 3}
+	c.reps = [4]int64{align, align, align, align}
+}
+
+// slot returns the slot of context ctx and its 12-bit prediction.
+func (c *ctrlModel) slot(ctx uint32) (*uint32, int32) {
+	i := hashCtx(ctx, 0x5bd1e995) >> (32 - ctrlTableBits)
+	v := &c.slots[i]
+	if *v&1023 == 0 {
+		c.dirty = append(c.dirty, i)
+	}
+	return v, min(max(int32(*v>>20), 1), 4095)
+}
+
+func updateSlot(v *uint32, bit int, limit uint32) {
+	n := *v & 1023
+	p := int64(*v >> 10)
+	p += (int64(bit)<<22 - p) * int64(rateTab[n]) >> 16
+	if n < limit {
+		n++
+	}
+	*v = uint32(p)<<10 | n
+}
+
+// bitCoder is the side of the arithmetic coder a model drives: it codes
+// (or decodes, ignoring the argument) one bit at probability p.
+type bitCoder interface {
+	codeBit(bit int, p int32) int
+}
+
+// bit codes one decision in context ctx.
+func (c *ctrlModel) bit(bc bitCoder, ctx uint32, bit int) int {
+	v, p := c.slot(ctx)
+	bit = bc.codeBit(bit, p)
+	updateSlot(v, bit, 60)
+	return bit
+}
+
+// num codes v: its bit length in unary, then the bits below the leading
+// one, the first three in the context of those above them.
+func (c *ctrlModel) num(bc bitCoder, ctx uint32, v uint64) (uint64, error) {
+	nb := 0
+	for {
+		more := b2i(nb < bits.Len64(v))
+		if c.bit(bc, hashCtx(ctx, uint32(nb)), more) == 0 {
+			break
+		}
+		if nb++; nb > maxNumBits {
+			return 0, formatErr("coded number longer than %d bits", maxNumBits)
+		}
+	}
+	if nb == 0 {
+		return 0, nil
+	}
+	r := uint64(1)
+	for i := nb - 2; i >= 0; i-- {
+		k := nb - 2 - i
+		var cx uint32
+		if k < 3 {
+			cx = hashCtx(ctx^0x1234567, uint32(nb)<<8|uint32(k)<<4|uint32(r&7))
+		} else {
+			cx = hashCtx(0x777, uint32(nb)<<8|uint32(i))
+		}
+		r = r<<1 | uint64(c.bit(bc, cx, int(v>>i)&1))
+	}
+	return r, nil
+}
+
+// op codes one instruction; align is its source offset minus its target
+// offset for copies and adds. Decoding, it returns what it read.
+func (c *ctrlModel) op(bc bitCoder, kind opKind, n int, align int64) (opKind, int, int64, error) {
+	kctx := uint32(c.last[0]) | uint32(c.last[1])<<2
+	if c.bit(bc, 1000+kctx, b2i(kind == opInsert)) == 1 {
+		kind = opInsert
+	} else if c.bit(bc, 1100+kctx, b2i(kind == opAdd)) == 1 {
+		kind = opAdd
+	} else {
+		kind = opCopy
+	}
+	n64, err := c.num(bc, 2000+uint32(kind)<<4|uint32(c.last[0]), uint64(n))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	c.last[1], c.last[0] = c.last[0], kind
+	if kind == opInsert {
+		return kind, int(min(n64, 1<<31)), 0, nil
+	}
+	want := 4 // encoding: the index of align among the last alignments
+	for j, r := range c.reps {
+		if r == align {
+			want = j
+			break
+		}
+	}
+	ri := 3 // a new alignment pushes out the oldest
+	if c.bit(bc, 3000+uint32(c.last[1]), b2i(want < 4)) == 1 {
+		ri = 0
+		for ri < 3 && c.bit(bc, 3100+uint32(ri), b2i(want > ri)) == 1 {
+			ri++
+		}
+		align = c.reps[ri]
+	} else {
+		d := align - c.reps[0]
+		neg := c.bit(bc, 3400, b2i(d < 0))
+		if d < 0 {
+			d = -d
+		}
+		m, err := c.num(bc, 4000+uint32(neg), uint64(d))
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if m > 1<<33 {
+			return 0, 0, 0, formatErr("alignment change %d too large", m)
+		}
+		if d = int64(m); neg == 1 {
+			d = -d
+		}
+		align = c.reps[0] + d
+	}
+	copy(c.reps[1:ri+1], c.reps[:ri])
+	c.reps[0] = align
+	return kind, int(min(n64, 1<<31)), align, nil
 }

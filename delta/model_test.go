@@ -21,7 +21,7 @@ func TestDiffModelRoundTrip(t *testing.T) {
 			}
 			tt += o.n
 		}
-		e := newDiffEncoder(len(p.new), nil)
+		e := newModelEncoder(len(p.new), 0, nil)
 		full := srcBytes{b: p.old}
 		ndiff := 0
 		for _, a := range adds {
@@ -31,7 +31,7 @@ func TestDiffModelRoundTrip(t *testing.T) {
 			ndiff += a.n
 		}
 		z := e.finish()
-		d := newDiffDecoder(z, len(p.new), nil)
+		d := newModelDecoder(z, len(p.new), 0, nil)
 		for _, a := range adds {
 			for i := 0; i < a.n; i++ {
 				s := a.src + i

@@ -160,7 +160,7 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 	var ctrl, diff, lit, plain []byte
 	var tmp [binary.MaxVarintLen64]byte
 	maxDecoded, window := 0, 0
-	var prevDM *diffEncoder     // layout 2: model tables reused by every block
+	var prevDM *modelEncoder     // layout 2: model tables reused by every block
 	sp, oi, consumed := 0, 0, 0 // consumed: bytes of ops[oi] already emitted
 	for b := 0; b < nblocks; b++ {
 		start := b * bs
@@ -168,9 +168,9 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 		table[b].SourcePos = uint32(sp)
 		table[b].CRC32 = crc32.ChecksumIEEE(new[start:end])
 		ctrl, diff, lit, plain = ctrl[:0], diff[:0], lit[:0], plain[:0]
-		var dm *diffEncoder
+		var dm *modelEncoder
 		if layout == LayoutModel {
-			prevDM = newDiffEncoder(end-start, prevDM)
+			prevDM = newModelEncoder(end-start, int64(sp-start), prevDM)
 			dm = prevDM
 		}
 		t := start
@@ -179,6 +179,9 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 			n := min(o.n-consumed, end-t)
 			src := o.src + consumed
 			head := binary.PutUvarint(tmp[:], uint64(n)<<2|uint64(o.kind))
+			if dm != nil {
+				dm.encodeOp(o.kind, n, int64(src-t))
+			}
 			var field []byte
 			field = append(field, tmp[:head]...)
 			if o.kind != opInsert {
@@ -227,9 +230,6 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 			plain = append(plain, lit...)
 		}
 		if layout == LayoutModel {
-			k := binary.PutUvarint(tmp[:], uint64(len(ctrl)))
-			plain = append(plain, tmp[:k]...)
-			plain = append(plain, ctrl...)
 			plain = append(plain, lit...)
 		}
 		maxDecoded = max(maxDecoded, len(plain))

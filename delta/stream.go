@@ -31,7 +31,7 @@ type Applier struct {
 	c      codec.Codec
 	plain  []byte       // decoded block (instructions and data), reused
 	rest   []byte       // layout 2: modelled difference bytes, reused
-	dm     *diffDecoder // layout 2: its model tables are reused
+	dm     *modelDecoder // layout 2: its model tables are reused
 	out    []byte       // target bytes of the block, reused
 	maxBuf int          // peak cap(plain)+cap(rest)+cap(out), for tests
 	chunk  []byte       // layout 0: target bytes on their way to w
@@ -335,7 +335,7 @@ func (s *instrStream) fail(err error, what string) error {
 func (a *Applier) block(b Block, tbase, tlen int) ([]byte, error) {
 	body := &io.LimitedReader{R: a.patch, N: int64(b.PackedSize)}
 	limit := maxDecodedPerTarget*tlen + 32
-	var dm *diffDecoder
+	var dm *modelDecoder
 	var r io.Reader = body
 	if a.Header.Layout == LayoutModel {
 		n, err := binary.ReadUvarint(byteReader{body})
@@ -361,7 +361,7 @@ func (a *Applier) block(b Block, tbase, tlen int) ([]byte, error) {
 		if a.rest, err = readLimited(body, limit, a.rest); err != nil {
 			return nil, err
 		}
-		a.dm = newDiffDecoder(a.rest, tlen, a.dm)
+		a.dm = newModelDecoder(a.rest, tlen, int64(b.SourcePos)-int64(tbase), a.dm)
 		dm = a.dm
 	}
 	if body.N > 0 {
