@@ -70,7 +70,7 @@ type diffModel struct {
 	// slots holds, per context table, a 22-bit P(1) in the high bits and
 	// a 10-bit observation count in the low bits.
 	slots [nInputs][]uint32
-	dirty []uint32 // table<<24 | index of each slot updated since the reset
+	dirty []uint32         // table<<24 | index of each slot updated since the reset
 	w     [][nInputs]int32 // mixer weights (16.16)
 	ctx   [nInputs]uint32  // per-byte context hashes
 	idx   [nInputs]uint32

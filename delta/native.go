@@ -160,7 +160,7 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 	var ctrl, diff, lit, plain []byte
 	var tmp [binary.MaxVarintLen64]byte
 	maxDecoded, window := 0, 0
-	var prevDM *modelEncoder     // layout 2: model tables reused by every block
+	var prevDM *modelEncoder    // layout 2: model tables reused by every block
 	sp, oi, consumed := 0, 0, 0 // consumed: bytes of ops[oi] already emitted
 	for b := 0; b < nblocks; b++ {
 		start := b * bs

@@ -29,13 +29,13 @@ type Applier struct {
 	src    *readerSource
 	patch  *bufio.Reader
 	c      codec.Codec
-	plain  []byte       // decoded block (instructions and data), reused
-	rest   []byte       // layout 2: modelled difference bytes, reused
+	plain  []byte        // decoded block (instructions and data), reused
+	rest   []byte        // layout 2: modelled difference bytes, reused
 	dm     *modelDecoder // layout 2: its model tables are reused
-	out    []byte       // target bytes of the block, reused
-	maxBuf int          // peak cap(plain)+cap(rest)+cap(out), for tests
-	chunk  []byte       // layout 0: target bytes on their way to w
-	instr  *instrStream // layout 0: the block's decoded bytes
+	out    []byte        // target bytes of the block, reused
+	maxBuf int           // peak cap(plain)+cap(rest)+cap(out), for tests
+	chunk  []byte        // layout 0: target bytes on their way to w
+	instr  *instrStream  // layout 0: the block's decoded bytes
 }
 
 // NewApplier reads the patch's header and block table from patch and checks
