@@ -39,6 +39,13 @@ const skipKeep = 16
 
 var defaultTuning = tuning{matchGain: 1, mismatchCost: 1, newMatch: 8, maxCompare: 1 << 12}
 
+// modelTuning is the parser's tuning for layout 2, whose recent alignments
+// and zero differences cost little: an add may keep only a third of its
+// bytes, and a new alignment wins as soon as it beats the current one by 4
+// bytes. Measured on the corpus: 4% smaller than defaultTuning there, but
+// 1% larger with layouts 0 and 1.
+var modelTuning = tuning{matchGain: 2, mismatchCost: 1, newMatch: 4, maxCompare: 1 << 12}
+
 // matcher finds the longest match of a string in old using old's suffix array.
 type matcher struct {
 	old []byte

@@ -134,7 +134,11 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 			bs = DefaultSplitBlockSize
 		}
 	}
-	ops := diffOps(old, new, defaultTuning)
+	tu := defaultTuning
+	if opt.Layout == LayoutModel {
+		tu = modelTuning
+	}
+	ops := diffOps(old, new, tu)
 	if opt.Layout == LayoutStream {
 		// Measured on the corpus: uncompressed streams want short copies,
 		// heatshrink long ones; the split layout's codecs code zero
