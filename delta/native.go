@@ -139,6 +139,9 @@ func Create(old, new []byte, opt *Options) ([]byte, error) {
 		tu = modelTuning
 	}
 	ops := diffOps(old, new, tu)
+	if opt.Layout == LayoutModel {
+		ops = dropShortAlignments(ops, minNewAlignment)
+	}
 	if opt.Layout == LayoutStream {
 		// Measured on the corpus: uncompressed streams want short copies,
 		// heatshrink long ones; the split layout's codecs code zero
