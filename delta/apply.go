@@ -201,7 +201,7 @@ func (pt *Patch) ApplyFrom(old []byte, first int, w io.Writer) error {
 			if k <= 0 || n > uint64(len(body)-k) {
 				return fmt.Errorf("block %d: %w", i, formatErr("bad section length"))
 			}
-			dm = newModelDecoder(body[k+int(n):], tlen, int64(pt.Blocks[i].SourcePos)-int64(i)*int64(bs), dm)
+			dm = newModelDecoder(body[k+int(n):], tlen, int64(pt.Blocks[i].SourcePos)-int64(i)*int64(bs), pt.Header.Codec == codec.None, dm)
 			body = body[k : k+int(n)]
 		}
 		plain, err := decodeBlock(c, body, maxDecodedPerTarget*tlen+32)
@@ -402,6 +402,20 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 	sb, inMemory := old.(sliceSource)
 	srcSize := old.size()
 	var span []byte // layout 2: an add's source bytes, when old is not in memory
+	// srcByte reads one source byte for the literal model (0 outside).
+	srcByte := func(i int64) (uint32, error) {
+		if i < 0 || i >= srcSize {
+			return 0, nil
+		}
+		if inMemory {
+			return uint32(sb[i]), nil
+		}
+		b, err := old.at(i, 1)
+		if err != nil {
+			return 0, err
+		}
+		return uint32(b[0]), nil
+	}
 	start := len(out)
 	for len(out)-start < tlen {
 		var kind opKind
@@ -461,6 +475,9 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 				for k := 0; k < n; k++ {
 					s := int(np) + k
 					out = append(out, byte(view.at(s))+dm.decode(view, s, t+k))
+					if dm.lit != nil {
+						dm.lit.see(out[start:])
+					}
 					// A damaged stream is caught by the block CRC; this bounds
 					// the work a hostile one can cause past its end.
 					if dm.p > len(dm.in)+8 {
@@ -481,6 +498,11 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 				np += int64(len(src))
 				if kind == opCopy {
 					out = append(out, src...)
+					if dm != nil && dm.lit != nil {
+						for j := len(out) - len(src); j < len(out); j++ {
+							dm.lit.see(out[start : j+1])
+						}
+					}
 				} else {
 					dd := diff.b[diff.p : diff.p+len(src)]
 					diff.p += len(src)
@@ -494,6 +516,20 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 			}
 			sp = int(np)
 		case opInsert:
+			if dm != nil && dm.lit != nil {
+				for ; n > 0; n-- {
+					b, err := dm.decodeLiteral(out[start:], tbase+len(out)-start, srcByte)
+					if err != nil {
+						return nil, err
+					}
+					out = append(out, b)
+					dm.lit.see(out[start:])
+				}
+				if dm.p > len(dm.in)+8 {
+					return nil, formatErr("modelled literals run past the end of the block")
+				}
+				continue
+			}
 			if len(lit.b)-lit.p < n {
 				return nil, formatErr("literal data runs past the end of the block")
 			}

@@ -244,10 +244,11 @@ func (e *arithEncoder) codeBit(bit int, p int32) int {
 	return bit
 }
 
-// modelEncoder codes a layout-2 block's instructions and difference bytes
-// into its model stream.
+// modelEncoder codes a layout-2 block's instructions, difference bytes
+// and, with codec none, literal bytes into its model stream.
 type modelEncoder struct {
 	m    *diffModel
+	lit  *litModel // nil when literals go through the codec
 	ctrl ctrlModel
 	arithEncoder
 }
@@ -255,15 +256,26 @@ type modelEncoder struct {
 // newModelEncoder returns an encoder for a block of n target bytes whose
 // source pointer starts at align bytes from its first target byte; it
 // reuses prev's model tables when prev is not nil.
-func newModelEncoder(n int, align int64, prev *modelEncoder) *modelEncoder {
+func newModelEncoder(n int, align int64, literals bool, prev *modelEncoder) *modelEncoder {
 	e := &modelEncoder{arithEncoder: arithEncoder{x2: 0xffffffff}}
 	var pm *diffModel
+	var pl *litModel
 	if prev != nil {
-		pm, e.ctrl = prev.m, prev.ctrl
+		pm, pl, e.ctrl = prev.m, prev.lit, prev.ctrl
 	}
 	e.m = newDiffModel(n, pm)
+	if literals {
+		e.lit = newLitModel(n, pl)
+	}
 	e.ctrl.reset(align)
 	return e
+}
+
+// encodeLiteral codes literal b at absolute target offset tp after out, the
+// block's target bytes so far; src reads the source (0 outside).
+func (e *modelEncoder) encodeLiteral(out []byte, tp int, src func(int64) uint32, b byte) {
+	e.lit.setContexts(out, tp, src(int64(tp)+e.ctrl.reps[0]), src(int64(tp)+e.ctrl.reps[1]))
+	e.lit.code(&e.arithEncoder, b)
 }
 
 // encodeOp codes an instruction of n bytes; align is its source offset
@@ -309,6 +321,7 @@ func b2i(b bool) int {
 // block CRC-32 reports.
 type modelDecoder struct {
 	m         *diffModel
+	lit       *litModel // nil when literals come from the codec
 	ctrl      ctrlModel
 	x1, x2, x uint32
 	in        []byte
@@ -318,13 +331,17 @@ type modelDecoder struct {
 // newModelDecoder returns a decoder of in for a block of n target bytes
 // whose source pointer starts at align bytes from its first target byte;
 // it reuses prev's model tables when prev is not nil.
-func newModelDecoder(in []byte, n int, align int64, prev *modelDecoder) *modelDecoder {
+func newModelDecoder(in []byte, n int, align int64, literals bool, prev *modelDecoder) *modelDecoder {
 	d := &modelDecoder{x2: 0xffffffff, in: in}
 	var pm *diffModel
+	var pl *litModel
 	if prev != nil {
-		pm, d.ctrl = prev.m, prev.ctrl
+		pm, pl, d.ctrl = prev.m, prev.lit, prev.ctrl
 	}
 	d.m = newDiffModel(n, pm)
+	if literals {
+		d.lit = newLitModel(n, pl)
+	}
 	d.ctrl.reset(align)
 	for i := 0; i < 4; i++ {
 		d.x = d.x<<8 | uint32(d.next())
@@ -359,6 +376,21 @@ func (d *modelDecoder) bit(p int32) int {
 }
 
 func (d *modelDecoder) codeBit(_ int, p int32) int { return d.bit(p) }
+
+// decodeLiteral returns the literal at absolute target offset tp after
+// out, the block's target bytes so far; src reads the source (0 outside).
+func (d *modelDecoder) decodeLiteral(out []byte, tp int, src func(int64) (uint32, error)) (byte, error) {
+	s0, err := src(int64(tp) + d.ctrl.reps[0])
+	if err != nil {
+		return 0, err
+	}
+	s1, err := src(int64(tp) + d.ctrl.reps[1])
+	if err != nil {
+		return 0, err
+	}
+	d.lit.setContexts(out, tp, s0, s1)
+	return d.lit.code(d, 0), nil
+}
 
 // decodeOp reads an instruction: its kind, length and, for copies and
 // adds, its source offset minus its target offset.
@@ -585,4 +617,204 @@ func dropShortAlignments(ops []op, minLen int) []op {
 		t += o.n
 	}
 	return out
+}
+
+// litModel predicts INSERT bytes. Inserted code resembles the code around
+// it: the model sees the target bytes before it (orders 1 to 6), the
+// source bytes the two most recent alignments put under it, and the byte
+// that followed the last occurrence of its 5-byte context in the block.
+type litModel struct {
+	slots  [litInputs][]uint32
+	dirty  []uint32
+	w      [][litInputs + 1]int32
+	ctx    [litInputs]uint32
+	idx    [litInputs]uint32
+	st     [litInputs + 1]int32
+	sel    int
+	pr     int32
+	shift  uint32
+	last   []int32  // hash of the 5 bytes before a block offset -> that offset
+	mpos   int      // block offset of the byte the match model predicts
+	mlen   int      // bytes the match has held, 0 if none
+	expect int      // predicted byte, or -1
+	apm    []uint16 // (previous byte, node) -> 33 interpolated 12-bit probabilities
+	apmIdx int
+	apmW   int32
+	c1     uint32
+	pmix   int32
+}
+
+const (
+	litInputs  = 8
+	litSets    = 16 * 256
+	lastBits   = 16
+	litMaxBits = 20
+)
+
+func newLitModel(n int, prev *litModel) *litModel {
+	bits := min(tableBits(n)+2, litMaxBits)
+	m := prev
+	if m == nil || cap(m.slots[1]) < 1<<bits {
+		m = &litModel{w: make([][litInputs + 1]int32, litSets), last: make([]int32, 1<<lastBits), apm: make([]uint16, 256*256*33)}
+		m.slots[0] = make([]uint32, 256)
+		for i := 1; i < litInputs; i++ {
+			m.slots[i] = make([]uint32, 1<<bits)
+		}
+		for i := range m.slots {
+			for j := range m.slots[i] {
+				m.slots[i][j] = 1 << 31
+			}
+		}
+	} else {
+		for _, d := range m.dirty {
+			m.slots[d>>24][:cap(m.slots[d>>24])][d&(1<<24-1)] = 1 << 31
+		}
+		clear(m.last)
+	}
+	*m = litModel{slots: m.slots, w: m.w, last: m.last, apm: m.apm, dirty: m.dirty[:0], shift: uint32(32 - bits)}
+	for i := range m.apm {
+		m.apm[i] = uint16(squash(int32(i%33-16)*128) * 16)
+	}
+	for i := 1; i < litInputs; i++ {
+		m.slots[i] = m.slots[i][:1<<bits]
+	}
+	for i := range m.w {
+		for j := range m.w[i] {
+			m.w[i][j] = (1 << 16) / litInputs
+		}
+	}
+	return m
+}
+
+// see records the block's newest target byte, out[len(out)-1], for the
+// match model; it is called for every target byte, not only literals.
+func (m *litModel) see(out []byte) {
+	k := len(out)
+	if m.mlen > 0 {
+		if m.expect == int(out[k-1]) {
+			m.mlen++
+			m.mpos++
+		} else {
+			m.mlen = 0
+		}
+	}
+	if k >= 5 {
+		h := hash5(out[k-5:]) >> (32 - lastBits)
+		if m.mlen == 0 {
+			if p := m.last[h]; p > 0 {
+				m.mpos, m.mlen = int(p), 1
+			}
+		}
+		m.last[h] = int32(k)
+	}
+}
+
+func hash5(b []byte) uint32 {
+	return (uint32(b[0])|uint32(b[1])<<8|uint32(b[2])<<16|uint32(b[3])<<24)*0x9E3779B1 ^ uint32(b[4])*0x85EBCA77
+}
+
+// setContexts computes the contexts of the literal after out (the block's
+// target bytes so far) at absolute target offset tp; s0 and s1 are the
+// source bytes the two most recent alignments put under it (0 outside).
+func (m *litModel) setContexts(out []byte, tp int, s0, s1 uint32) {
+	var c [6]uint32
+	for i := range c {
+		if k := len(out) - 1 - i; k >= 0 {
+			c[i] = uint32(out[k])
+		}
+	}
+	lane := uint32(tp & 3)
+	m.c1 = c[0]
+	m.expect = -1
+	if m.mlen > 0 && m.mpos < len(out) {
+		m.expect = int(out[m.mpos])
+	}
+	m.ctx = [litInputs]uint32{
+		0,
+		hashCtx(11, c[0]),
+		hashCtx(12, c[0]|c[1]<<8),
+		hashCtx(13, c[0]|c[1]<<8|c[2]<<16),
+		hashCtx(14, c[0]|c[1]<<8|c[2]<<16|c[3]<<24),
+		hashCtx(hashCtx(15, c[0]|c[1]<<8|c[2]<<16|c[3]<<24), c[4]|c[5]<<8),
+		hashCtx(16, s0<<8|lane),
+		hashCtx(17, s0<<16|s1<<8|c[0]),
+	}
+	ml := 0
+	if m.expect >= 0 {
+		ml = 1 + min(m.mlen, 14)/5
+	}
+	m.sel = (ml | int(lane)<<2) << 8
+}
+
+func (m *litModel) predict(node int) int32 {
+	var dot int64
+	w := &m.w[m.sel|node]
+	m.idx[0] = uint32(node)
+	for i := 1; i < litInputs; i++ {
+		m.idx[i] = hashCtx(m.ctx[i], uint32(node)) >> m.shift
+	}
+	for i := 0; i < litInputs; i++ {
+		m.st[i] = int32(stretchTab[m.slots[i][m.idx[i]]>>20])
+		dot += int64(m.st[i]) * int64(w[i])
+	}
+	// The match input: the predicted bit, the surer the longer the match,
+	// while the bits so far agree with the predicted byte.
+	m.st[litInputs] = 0
+	if m.expect >= 0 {
+		k := bits.Len(uint(node)) - 1 // bits of the byte known so far
+		if (m.expect|256)>>(8-k) == node {
+			s := int32(min(m.mlen, 32)) * 64
+			if m.expect>>(7-k)&1 == 0 {
+				s = -s
+			}
+			m.st[litInputs] = s
+		}
+	}
+	dot += int64(m.st[litInputs]) * int64(w[litInputs])
+	m.pr = squash(int32(dot >> 16))
+	// Refine by the previous byte and node: interpolate between the two
+	// nearest of 33 buckets of the stretched prediction.
+	st := int32(stretchTab[m.pr]) + 2048
+	m.apmW = st & 127
+	m.apmIdx = (int(m.c1)<<8|node)*33 + int(st>>7)
+	pa := (int32(m.apm[m.apmIdx])*(128-m.apmW) + int32(m.apm[m.apmIdx+1])*m.apmW) >> 11
+	return min(max((m.pr+3*pa)/4, 1), 4095)
+}
+
+func (m *litModel) update(bit int, node int) {
+	g := int32(bit) << 16
+	a := &m.apm[m.apmIdx]
+	*a = uint16(int32(*a) + (g-int32(*a))>>6)
+	a = &m.apm[m.apmIdx+1]
+	*a = uint16(int32(*a) + (g-int32(*a))>>6)
+	w := &m.w[m.sel|node]
+	err := (int32(bit<<12) - m.pr) * 1
+	target := int64(bit) << 22
+	for i := 0; i <= litInputs; i++ {
+		w[i] += (m.st[i]*err + 512) >> 10
+	}
+	for i := 0; i < litInputs; i++ {
+		v := &m.slots[i][m.idx[i]]
+		n := *v & 1023
+		if n == 0 {
+			m.dirty = append(m.dirty, uint32(i)<<24|m.idx[i])
+		}
+		p := int64(*v >> 10)
+		p += (target - p) * int64(rateTab[n]) >> 16
+		if n < slotLimit {
+			n++
+		}
+		*v = uint32(p)<<10 | n
+	}
+}
+
+// code codes (or decodes) one literal byte after setContexts.
+func (m *litModel) code(bc bitCoder, b byte) byte {
+	node := 1
+	for k := 7; k >= 0; k-- {
+		bit := bc.codeBit(int(b>>k)&1, m.predict(node))
+		m.update(bit, node)
+		node = node<<1 | bit
+	}
+	return byte(node)
 }

@@ -21,7 +21,7 @@ func TestDiffModelRoundTrip(t *testing.T) {
 			}
 			tt += o.n
 		}
-		e := newModelEncoder(len(p.new), 0, nil)
+		e := newModelEncoder(len(p.new), 0, false, nil)
 		full := srcBytes{b: p.old}
 		ndiff := 0
 		for _, a := range adds {
@@ -31,7 +31,7 @@ func TestDiffModelRoundTrip(t *testing.T) {
 			ndiff += a.n
 		}
 		z := e.finish()
-		d := newModelDecoder(z, len(p.new), 0, nil)
+		d := newModelDecoder(z, len(p.new), 0, false, nil)
 		for _, a := range adds {
 			for i := 0; i < a.n; i++ {
 				s := a.src + i

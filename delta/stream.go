@@ -361,7 +361,7 @@ func (a *Applier) block(b Block, tbase, tlen int) ([]byte, error) {
 		if a.rest, err = readLimited(body, limit, a.rest); err != nil {
 			return nil, err
 		}
-		a.dm = newModelDecoder(a.rest, tlen, int64(b.SourcePos)-int64(tbase), a.dm)
+		a.dm = newModelDecoder(a.rest, tlen, int64(b.SourcePos)-int64(tbase), a.Header.Codec == codec.None, a.dm)
 		dm = a.dm
 	}
 	if body.N > 0 {
