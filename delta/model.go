@@ -45,8 +45,8 @@ var stretchTab = func() (t [4096]int16) {
 }()
 
 // rateTab[n] is 65536/(n+1.5): a slot seen n times moves that fraction of
-// the way to each new bit, so new contexts learn fast and old ones settle.
-var rateTab = func() (t [slotLimit + 1]int32) {
+// the way to each new bit, so a new context learns from its first bits.
+var rateTab = func() (t [1024]int32) {
 	for i := range t {
 		t[i] = int32(131072 / (2*i + 3))
 	}
@@ -57,7 +57,11 @@ const (
 	nInputs      = 9
 	maxTableBits = 19 // hashed context tables hold at most 2^19 slots of 4 bytes
 	minTableBits = 10
-	slotLimit    = 255
+	// slotLimit caps the count of a difference or literal slot, so it
+	// keeps moving 1/5.5 of the way to each bit: firmware's contexts drift
+	// (a relocation delta holds for one region, then another), and on the
+	// corpus slots that settled (limit 255) coded 5% larger.
+	slotLimit = 4
 	// The mixer's weight set is chosen by node, byte lane and whether the
 	// previous difference was non-zero.
 	mixerSets = 256 * 8
@@ -190,7 +194,7 @@ func (m *diffModel) predict(node int) int32 {
 
 func (m *diffModel) update(bit int, node int) {
 	w := &m.w[m.sel|node]
-	err := (int32(bit<<12) - m.pr) * 6
+	err := int32(bit<<12) - m.pr
 	target := int64(bit) << 22
 	for i := 0; i < nInputs; i++ {
 		w[i] += (m.st[i]*err + 512) >> 10
