@@ -472,16 +472,18 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 					view = srcBytes{b: span, off: int(lo)}
 				}
 				t := tbase + len(out) - start
-				for k := 0; k < n; k++ {
-					s := int(np) + k
-					out = append(out, byte(view.at(s))+dm.decode(view, s, t+k))
+				o := len(out)
+				out = append(out, make([]byte, n)...)
+				dm.decodeAdd(out[o:], view, int(np), t)
+				// A damaged stream is caught by the block CRC; this bounds
+				// the work a hostile one can cause past its end.
+				if dm.p > len(dm.in)+8 {
+					return nil, formatErr("modelled differences run past the end of the block")
+				}
+				for k := range n {
+					out[o+k] += byte(view.at(int(np) + k))
 					if dm.lit != nil {
-						dm.lit.see(out[start:])
-					}
-					// A damaged stream is caught by the block CRC; this bounds
-					// the work a hostile one can cause past its end.
-					if dm.p > len(dm.in)+8 {
-						return nil, formatErr("modelled differences run past the end of the block")
+						dm.lit.see(out[start : o+k+1])
 					}
 				}
 				sp = int(np) + n

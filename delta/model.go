@@ -46,7 +46,7 @@ var stretchTab = func() (t [4096]int16) {
 
 // rateTab[n] is 65536/(n+1.5): a slot seen n times moves that fraction of
 // the way to each new bit, so a new context learns from its first bits.
-var rateTab = func() (t [1024]int32) {
+var rateTab = func() (t [16]int32) {
 	for i := range t {
 		t[i] = int32(131072 / (2*i + 3))
 	}
@@ -55,7 +55,7 @@ var rateTab = func() (t [1024]int32) {
 
 const (
 	nInputs      = 9
-	maxTableBits = 19 // hashed context tables hold at most 2^19 slots of 4 bytes
+	maxTableBits = 16 // hashed context tables hold at most 2^19 slots of 4 bytes
 	minTableBits = 10
 	// slotLimit caps the count of a difference or literal slot, so it
 	// keeps moving 1/5.5 of the way to each bit: firmware's contexts drift
@@ -71,19 +71,19 @@ const (
 // then, for changed bytes, the value MSB first along a bit tree (node 1,
 // then node*2+bit).
 type diffModel struct {
-	// slots holds, per context table, a 22-bit P(1) in the high bits and
-	// a 10-bit observation count in the low bits.
-	slots [nInputs][]uint32
-	dirty []uint32         // table<<24 | index of each slot updated since the reset
+	// tab holds, per context, slots (see slotInit).
+	tab   slotTables
 	w     [][nInputs]int32 // mixer weights (16.16)
 	ctx   [nInputs]uint32  // per-byte context hashes
+	base  [nInputs]uint32  // slot group of the current nibble, per context
 	idx   [nInputs]uint32
 	st    [nInputs]int32
 	sel   int
 	pr    int32
-	hist  [4]byte // last differences, newest first
-	quiet uint32  // bytes since the last non-zero difference, capped
-	shift uint32  // 32 - table bits
+	hist  [4]byte    // last differences, newest first
+	quiet uint32     // bytes since the last non-zero difference, capped
+	skip  [32]uint16 // "next skipLen unchanged?" by quiet and lane
+	shift uint32     // 32 - table bits
 }
 
 // tableBits sizes the hashed tables to a block of n target bytes: half a
@@ -101,34 +101,66 @@ func tableBits(n int) int {
 func newDiffModel(n int, prev *diffModel) *diffModel {
 	bits := tableBits(n)
 	m := prev
-	if m == nil || cap(m.slots[1]) < 1<<bits {
+	if m == nil || cap(m.tab.t[1]) < 1<<bits {
 		m = &diffModel{w: make([][nInputs]int32, mixerSets)}
-		m.slots[0] = make([]uint32, 512)
-		for i := 1; i < nInputs; i++ {
-			m.slots[i] = make([]uint32, 1<<bits)
-		}
-		for i := range m.slots {
-			for j := range m.slots[i] {
-				m.slots[i][j] = 1 << 31
-			}
-		}
+		m.tab.alloc(nInputs, 512, 1<<bits)
 	} else {
-		// Clear only what the last block touched: a block's reset then
-		// costs what its coding cost, however large its tables.
-		for _, d := range m.dirty {
-			m.slots[d>>24][:cap(m.slots[d>>24])][d&(1<<24-1)] = 1 << 31
-		}
+		m.tab.reset(1 << bits)
 	}
-	*m = diffModel{slots: m.slots, w: m.w, dirty: m.dirty[:0], shift: uint32(32 - bits)}
-	for i := 1; i < nInputs; i++ {
-		m.slots[i] = m.slots[i][:1<<bits]
-	}
+	*m = diffModel{tab: m.tab, w: m.w, shift: uint32(32 - bits)}
 	for i := range m.w {
 		for j := range m.w[i] {
 			m.w[i][j] = (1 << 16) / nInputs
 		}
 	}
 	return m
+}
+
+// slotTables are a model's context tables. Their slots start at zero (P =
+// 1/2, count 0); a model that codes one block after another clears only the
+// slots the last block touched, so a small block costs little however
+// large the tables.
+type slotTables struct {
+	t     [][]uint16
+	dirty []uint32 // table<<24 | index of each slot touched, up to cap
+	full  bool     // more were touched than dirty holds: clear everything
+}
+
+// alloc makes the tables fresh: table 0 of n0 slots, the others of n.
+func (s *slotTables) alloc(tables, n0, n int) {
+	s.t = make([][]uint16, tables)
+	s.t[0] = make([]uint16, n0)
+	for i := 1; i < tables; i++ {
+		s.t[i] = make([]uint16, n)
+	}
+	s.dirty = make([]uint32, 0, n/2)
+}
+
+// reset clears the touched slots and sizes the tables after table 0 to n
+// slots (at most their allocated size).
+func (s *slotTables) reset(n int) {
+	if s.full {
+		for _, t := range s.t {
+			clear(t[:cap(t)])
+		}
+	} else {
+		for _, d := range s.dirty {
+			s.t[d>>24][:cap(s.t[d>>24])][d&(1<<24-1)] = 0
+		}
+	}
+	s.dirty, s.full = s.dirty[:0], false
+	for i := 1; i < len(s.t); i++ {
+		s.t[i] = s.t[i][:n]
+	}
+}
+
+// touch records that slot idx of table i leaves its initial state.
+func (s *slotTables) touch(i int, idx uint32) {
+	if len(s.dirty) < cap(s.dirty) {
+		s.dirty = append(s.dirty, uint32(i)<<24|idx)
+	} else {
+		s.full = true
+	}
 }
 
 func hashCtx(a, b uint32) uint32 { return (a*0x9E3779B1 ^ b) * 0x85EBCA77 }
@@ -174,18 +206,39 @@ func (m *diffModel) setContexts(src srcBytes, sp, tp int) {
 		hashCtx(8, lane<<16|m.quiet<<8|src.at(sp+1)),
 	}
 	m.sel = int(changed|lane<<1) << 8
+	for i := 1; i < nInputs; i++ {
+		m.base[i] = hashCtx(m.ctx[i], 0) >> m.shift &^ 15
+	}
 }
 
 // predict returns P(next bit = 1) in 12 bits at node.
+// predict returns P(next bit = 1) in 12 bits at node. A context's slots
+// for nodes 0 to 15 (the "changed?" decision and the value's high nibble)
+// share one group of 16, those of each low nibble another, so a byte costs
+// each table one or two cache lines.
 func (m *diffModel) predict(node int) int32 {
 	var dot int64
 	w := &m.w[m.sel|node]
 	m.idx[0] = uint32(node)
-	for i := 1; i < nInputs; i++ {
-		m.idx[i] = hashCtx(m.ctx[i], uint32(node)) >> m.shift
+	switch {
+	case node < 16:
+		for i := 1; i < nInputs; i++ {
+			m.idx[i] = m.base[i] | uint32(node)
+		}
+	default:
+		if node < 32 {
+			for i := 1; i < nInputs; i++ {
+				m.base[i] = hashCtx(m.ctx[i], uint32(node)) >> m.shift &^ 15
+			}
+		}
+		k := uint(bits.Len(uint(node)) - 5)
+		sub := uint32(node)&(1<<k-1) | 1<<k
+		for i := 1; i < nInputs; i++ {
+			m.idx[i] = m.base[i] | sub
+		}
 	}
 	for i := 0; i < nInputs; i++ {
-		m.st[i] = int32(stretchTab[m.slots[i][m.idx[i]]>>20])
+		m.st[i] = int32(stretchTab[slotP(m.tab.t[i][m.idx[i]])])
 		dot += int64(m.st[i]) * int64(w[i])
 	}
 	m.pr = squash(int32(dot >> 16))
@@ -195,20 +248,11 @@ func (m *diffModel) predict(node int) int32 {
 func (m *diffModel) update(bit int, node int) {
 	w := &m.w[m.sel|node]
 	err := int32(bit<<12) - m.pr
-	target := int64(bit) << 22
 	for i := 0; i < nInputs; i++ {
 		w[i] += (m.st[i]*err + 512) >> 10
-		v := &m.slots[i][m.idx[i]]
-		n := *v & 1023
-		if n == 0 {
-			m.dirty = append(m.dirty, uint32(i)<<24|m.idx[i])
+		if updateSlot(&m.tab.t[i][m.idx[i]], bit, slotLimit) {
+			m.tab.touch(i, m.idx[i])
 		}
-		p := int64(*v >> 10)
-		p += (target - p) * int64(rateTab[n]) >> 16
-		if n < slotLimit {
-			n++
-		}
-		*v = uint32(p)<<10 | n
 	}
 }
 
@@ -220,6 +264,64 @@ func (m *diffModel) push(d byte) {
 	} else if m.quiet < 32 {
 		m.quiet++
 	}
+}
+
+const (
+	// After quietRun unchanged bytes, the model asks once whether the next
+	// skipLen are unchanged too: most of an add is, and one decision for
+	// eight bytes codes as well as eight and costs an eighth of the time.
+	quietRun = 16
+	skipLen  = 8
+)
+
+// codeAdd codes (encoding, from d) or decodes (into d) the difference
+// bytes of an add at source offset sp and target offset tp.
+func (m *diffModel) codeAdd(bc bitCoder, d []byte, src srcBytes, sp, tp int) {
+	for i := 0; i < len(d); {
+		if m.quiet >= quietRun && len(d)-i >= skipLen {
+			zero := 1
+			for _, b := range d[i : i+skipLen] {
+				if b != 0 {
+					zero = 0
+				}
+			}
+			v := &m.skip[(min(m.quiet, 32)-quietRun)>>2|uint32(tp+i)&3<<3]
+			zero = bc.codeBit(zero, min(max(slotP(*v), 1), 4095))
+			updateSlot(v, zero, 30)
+			if zero == 1 {
+				clear(d[i : i+skipLen])
+				m.quiet = min(m.quiet+skipLen, 32)
+				i += skipLen
+				continue
+			}
+			for end := i + skipLen; i < end; i++ {
+				d[i] = m.codeByte(bc, d[i], src, sp+i, tp+i)
+			}
+			continue
+		}
+		d[i] = m.codeByte(bc, d[i], src, sp+i, tp+i)
+		i++
+	}
+}
+
+// codeByte codes difference b of the byte at source offset sp and target
+// offset tp; decoding, b is ignored and the decoded byte returned.
+func (m *diffModel) codeByte(bc bitCoder, b byte, src srcBytes, sp, tp int) byte {
+	m.setContexts(src, sp, tp)
+	nz := bc.codeBit(b2i(b != 0), m.predict(0))
+	m.update(nz, 0)
+	v := byte(0)
+	if nz == 1 {
+		node := 1
+		for k := 7; k >= 0; k-- {
+			bit := bc.codeBit(int(b>>k)&1, m.predict(node))
+			m.update(bit, node)
+			node = node<<1 | bit
+		}
+		v = byte(node)
+	}
+	m.push(v)
+	return v
 }
 
 // arithEncoder is a carry-less binary arithmetic coder over 12-bit
@@ -278,7 +380,7 @@ func newModelEncoder(n int, align int64, literals bool, prev *modelEncoder) *mod
 // encodeLiteral codes literal b at absolute target offset tp after out, the
 // block's target bytes so far; src reads the source (0 outside).
 func (e *modelEncoder) encodeLiteral(out []byte, tp int, src func(int64) uint32, b byte) {
-	e.lit.setContexts(out, tp, src(int64(tp)+e.ctrl.reps[0]), src(int64(tp)+e.ctrl.reps[1]))
+	e.lit.setContexts(out, tp, src(int64(tp)+e.ctrl.reps[0]))
 	e.lit.code(&e.arithEncoder, b)
 }
 
@@ -288,24 +390,10 @@ func (e *modelEncoder) encodeOp(kind opKind, n int, align int64) {
 	e.ctrl.op(&e.arithEncoder, kind, n, align)
 }
 
-// encode codes difference d of the byte at source position sp and target
-// position tp.
-func (e *modelEncoder) encode(d byte, src srcBytes, sp, tp int) {
-	m := e.m
-	m.setContexts(src, sp, tp)
-	nz := b2i(d != 0)
-	e.code(nz, m.predict(0))
-	m.update(nz, 0)
-	if nz == 1 {
-		node := 1
-		for k := 7; k >= 0; k-- {
-			bit := int(d>>k) & 1
-			e.code(bit, m.predict(node))
-			m.update(bit, node)
-			node = node<<1 | bit
-		}
-	}
-	m.push(d)
+// encodeAdd codes the difference bytes d of an add at source offset sp and
+// target offset tp.
+func (e *modelEncoder) encodeAdd(d []byte, src srcBytes, sp, tp int) {
+	e.m.codeAdd(&e.arithEncoder, d, src, sp, tp)
 }
 
 func (e *modelEncoder) finish() []byte {
@@ -388,11 +476,7 @@ func (d *modelDecoder) decodeLiteral(out []byte, tp int, src func(int64) (uint32
 	if err != nil {
 		return 0, err
 	}
-	s1, err := src(int64(tp) + d.ctrl.reps[1])
-	if err != nil {
-		return 0, err
-	}
-	d.lit.setContexts(out, tp, s0, s1)
+	d.lit.setContexts(out, tp, s0)
 	return d.lit.code(d, 0), nil
 }
 
@@ -402,25 +486,10 @@ func (d *modelDecoder) decodeOp() (opKind, int, int64, error) {
 	return d.ctrl.op(d, 0, 0, 0)
 }
 
-// decode returns the difference of the byte at source position sp and
-// target position tp.
-func (d *modelDecoder) decode(src srcBytes, sp, tp int) byte {
-	m := d.m
-	m.setContexts(src, sp, tp)
-	nz := d.bit(m.predict(0))
-	m.update(nz, 0)
-	v := byte(0)
-	if nz == 1 {
-		node := 1
-		for k := 0; k < 8; k++ {
-			bit := d.bit(m.predict(node))
-			m.update(bit, node)
-			node = node<<1 | bit
-		}
-		v = byte(node)
-	}
-	m.push(v)
-	return v
+// decodeAdd decodes the len(d) difference bytes of an add at source offset
+// sp and target offset tp into d.
+func (d *modelDecoder) decodeAdd(dst []byte, src srcBytes, sp, tp int) {
+	d.m.codeAdd(d, dst, src, sp, tp)
 }
 
 // ctrlModel codes layout 2's instructions: kind, length and, for copies and
@@ -429,7 +498,7 @@ func (d *modelDecoder) decode(src srcBytes, sp, tp int) byte {
 // comes back to an alignment seen a few instructions before, so the last four
 // are kept (as LZMA keeps its last four distances) and coded by index.
 type ctrlModel struct {
-	slots []uint32 // 22-bit P(1) and count, as diffModel's, hashed by context
+	slots []uint16 // P(1) and count, as diffModel's, hashed by context
 	dirty []uint32 // slots updated since the reset
 	last  [2]opKind
 	reps  [nReps]int64
@@ -446,13 +515,10 @@ const maxNumBits = 40
 
 func (c *ctrlModel) reset(align int64) {
 	if c.slots == nil {
-		c.slots = make([]uint32, 1<<ctrlTableBits)
-		for i := range c.slots {
-			c.slots[i] = 1 << 31
-		}
+		c.slots = make([]uint16, 1<<ctrlTableBits)
 	}
 	for _, d := range c.dirty {
-		c.slots[d] = 1 << 31
+		c.slots[d] = 0
 	}
 	c.dirty = c.dirty[:0]
 	c.last = [2]opKind{3, 3}
@@ -462,23 +528,38 @@ func (c *ctrlModel) reset(align int64) {
 }
 
 // slot returns the slot of context ctx and its 12-bit prediction.
-func (c *ctrlModel) slot(ctx uint32) (*uint32, int32) {
+func (c *ctrlModel) slot(ctx uint32) (*uint16, int32) {
 	i := hashCtx(ctx, 0x5bd1e995) >> (32 - ctrlTableBits)
 	v := &c.slots[i]
-	if *v&1023 == 0 {
+	if *v == 0 {
 		c.dirty = append(c.dirty, i)
 	}
-	return v, min(max(int32(*v>>20), 1), 4095)
+	return v, min(max(slotP(*v), 1), 4095)
 }
 
-func updateSlot(v *uint32, bit int, limit uint32) {
-	n := *v & 1023
-	p := int64(*v >> 10)
-	p += (int64(bit)<<22 - p) * int64(rateTab[n]) >> 16
+// A slot packs a 12-bit P(1) over a 4-bit count, stored XOR slotInit so
+// that zero, which fresh memory already holds, is P = 1/2 and count 0: a
+// model's large tables cost nothing until a context touches them, and two
+// bytes a slot keep more of them in the cache.
+const slotInit = 2048 << 4
+
+// slotP returns the 12-bit P(1) of slot v.
+func slotP(v uint16) int32 { return int32((v ^ slotInit) >> 4) }
+
+// updateSlot moves slot v towards bit and reports whether v was fresh.
+func updateSlot(v *uint16, bit int, limit uint16) bool {
+	x := *v ^ slotInit
+	n := x & 15
+	p := int32(x >> 4)
+	p += (int32(bit)<<12 - p) * rateTab[n] >> 16
+	p = min(max(p, 0), 4095)
 	if n < limit {
-		n++
+		x = uint16(p)<<4 | (n + 1)
+	} else {
+		x = uint16(p)<<4 | n
 	}
-	*v = uint32(p)<<10 | n
+	*v = x ^ slotInit
+	return n == 0
 }
 
 // bitCoder is the side of the arithmetic coder a model drives: it codes
@@ -491,7 +572,7 @@ type bitCoder interface {
 func (c *ctrlModel) bit(bc bitCoder, ctx uint32, bit int) int {
 	v, p := c.slot(ctx)
 	bit = bc.codeBit(bit, p)
-	updateSlot(v, bit, 60)
+	updateSlot(v, bit, 15)
 	return bit
 }
 
@@ -624,14 +705,16 @@ func dropShortAlignments(ops []op, minLen int) []op {
 }
 
 // litModel predicts INSERT bytes. Inserted code resembles the code around
-// it: the model sees the target bytes before it (orders 1 to 6), the
-// source bytes the two most recent alignments put under it, and the byte
-// that followed the last occurrence of its 5-byte context in the block.
+// it: the model sees the target bytes before it (orders 1 to 3), the
+// source byte the most recent alignment puts under it, and the byte that
+// followed the last occurrence of its 5-byte context in the block. (Orders
+// 4 and 6 and a second alignment's byte were tried: with tables small
+// enough to stay in the cache they cost time and saved nothing.)
 type litModel struct {
-	slots  [litInputs][]uint32
-	dirty  []uint32
+	tab    slotTables
 	w      [][litInputs + 1]int32
 	ctx    [litInputs]uint32
+	base   [litInputs]uint32
 	idx    [litInputs]uint32
 	st     [litInputs + 1]int32
 	sel    int
@@ -649,38 +732,28 @@ type litModel struct {
 }
 
 const (
-	litInputs  = 8
+	litInputs  = 5
 	litSets    = 16 * 256
 	lastBits   = 16
-	litMaxBits = 20
+	litMaxBits = 18
 )
 
 func newLitModel(n int, prev *litModel) *litModel {
 	bits := min(tableBits(n)+2, litMaxBits)
 	m := prev
-	if m == nil || cap(m.slots[1]) < 1<<bits {
+	if m == nil || cap(m.tab.t[1]) < 1<<bits {
 		m = &litModel{w: make([][litInputs + 1]int32, litSets), last: make([]int32, 1<<lastBits), apm: make([]uint16, 256*256*33)}
-		m.slots[0] = make([]uint32, 256)
-		for i := 1; i < litInputs; i++ {
-			m.slots[i] = make([]uint32, 1<<bits)
-		}
-		for i := range m.slots {
-			for j := range m.slots[i] {
-				m.slots[i][j] = 1 << 31
-			}
-		}
+		m.tab.alloc(litInputs, 256, 1<<bits)
 	} else {
-		for _, d := range m.dirty {
-			m.slots[d>>24][:cap(m.slots[d>>24])][d&(1<<24-1)] = 1 << 31
-		}
+		m.tab.reset(1 << bits)
 		clear(m.last)
 	}
-	*m = litModel{slots: m.slots, w: m.w, last: m.last, apm: m.apm, dirty: m.dirty[:0], shift: uint32(32 - bits)}
-	for i := range m.apm {
-		m.apm[i] = uint16(squash(int32(i%33-16)*128) * 16)
+	*m = litModel{tab: m.tab, w: m.w, last: m.last, apm: m.apm, shift: uint32(32 - bits)}
+	for i := 0; i < 33; i++ {
+		m.apm[i] = uint16(squash(int32(i-16)*128) * 16)
 	}
-	for i := 1; i < litInputs; i++ {
-		m.slots[i] = m.slots[i][:1<<bits]
+	for i := 33; i < len(m.apm); i += i {
+		copy(m.apm[i:], m.apm[:i])
 	}
 	for i := range m.w {
 		for j := range m.w[i] {
@@ -718,10 +791,10 @@ func hash5(b []byte) uint32 {
 }
 
 // setContexts computes the contexts of the literal after out (the block's
-// target bytes so far) at absolute target offset tp; s0 and s1 are the
-// source bytes the two most recent alignments put under it (0 outside).
-func (m *litModel) setContexts(out []byte, tp int, s0, s1 uint32) {
-	var c [6]uint32
+// target bytes so far) at absolute target offset tp; s0 is the source byte
+// the most recent alignment puts under it (0 outside the source).
+func (m *litModel) setContexts(out []byte, tp int, s0 uint32) {
+	var c [3]uint32
 	for i := range c {
 		if k := len(out) - 1 - i; k >= 0 {
 			c[i] = uint32(out[k])
@@ -738,10 +811,7 @@ func (m *litModel) setContexts(out []byte, tp int, s0, s1 uint32) {
 		hashCtx(11, c[0]),
 		hashCtx(12, c[0]|c[1]<<8),
 		hashCtx(13, c[0]|c[1]<<8|c[2]<<16),
-		hashCtx(14, c[0]|c[1]<<8|c[2]<<16|c[3]<<24),
-		hashCtx(hashCtx(15, c[0]|c[1]<<8|c[2]<<16|c[3]<<24), c[4]|c[5]<<8),
 		hashCtx(16, s0<<8|lane),
-		hashCtx(17, s0<<16|s1<<8|c[0]),
 	}
 	ml := 0
 	if m.expect >= 0 {
@@ -750,15 +820,30 @@ func (m *litModel) setContexts(out []byte, tp int, s0, s1 uint32) {
 	m.sel = (ml | int(lane)<<2) << 8
 }
 
+// nibble sets the slot groups of the nibble starting at node (1, or
+// 16..31 for the low nibble): each context's 15 decisions of a nibble sit in
+// one group of 16 slots, one cache line, so a literal costs each table two
+// cache misses instead of eight.
+func (m *litModel) nibble(node int) {
+	for i := 1; i < litInputs; i++ {
+		m.base[i] = hashCtx(m.ctx[i], uint32(node)) >> m.shift &^ 15
+	}
+}
+
 func (m *litModel) predict(node int) int32 {
 	var dot int64
 	w := &m.w[m.sel|node]
 	m.idx[0] = uint32(node)
+	sub := uint32(node)
+	if node >= 16 {
+		k := uint(bits.Len(uint(node)) - 5)
+		sub = uint32(node)&(1<<k-1) | 1<<k
+	}
 	for i := 1; i < litInputs; i++ {
-		m.idx[i] = hashCtx(m.ctx[i], uint32(node)) >> m.shift
+		m.idx[i] = m.base[i] | sub
 	}
 	for i := 0; i < litInputs; i++ {
-		m.st[i] = int32(stretchTab[m.slots[i][m.idx[i]]>>20])
+		m.st[i] = int32(stretchTab[slotP(m.tab.t[i][m.idx[i]])])
 		dot += int64(m.st[i]) * int64(w[i])
 	}
 	// The match input: the predicted bit, the surer the longer the match,
@@ -792,23 +877,14 @@ func (m *litModel) update(bit int, node int) {
 	a = &m.apm[m.apmIdx+1]
 	*a = uint16(int32(*a) + (g-int32(*a))>>6)
 	w := &m.w[m.sel|node]
-	err := (int32(bit<<12) - m.pr) * 1
-	target := int64(bit) << 22
+	err := int32(bit<<12) - m.pr
 	for i := 0; i <= litInputs; i++ {
 		w[i] += (m.st[i]*err + 512) >> 10
 	}
 	for i := 0; i < litInputs; i++ {
-		v := &m.slots[i][m.idx[i]]
-		n := *v & 1023
-		if n == 0 {
-			m.dirty = append(m.dirty, uint32(i)<<24|m.idx[i])
+		if updateSlot(&m.tab.t[i][m.idx[i]], bit, slotLimit) {
+			m.tab.touch(i, m.idx[i])
 		}
-		p := int64(*v >> 10)
-		p += (target - p) * int64(rateTab[n]) >> 16
-		if n < slotLimit {
-			n++
-		}
-		*v = uint32(p)<<10 | n
 	}
 }
 
@@ -816,6 +892,9 @@ func (m *litModel) update(bit int, node int) {
 func (m *litModel) code(bc bitCoder, b byte) byte {
 	node := 1
 	for k := 7; k >= 0; k-- {
+		if k == 7 || k == 3 {
+			m.nibble(node)
+		}
 		bit := bc.codeBit(int(b>>k)&1, m.predict(node))
 		m.update(bit, node)
 		node = node<<1 | bit

@@ -8,8 +8,8 @@ import (
 )
 
 // TestDiffModelRoundTrip codes the corpus's add differences and decodes
-// them with a source view that holds only each byte's ±3 neighbours, the
-// most a streaming applier is required to supply.
+// them with a source view that holds only each add's bytes and 3 either
+// side, the most a streaming applier is required to supply.
 func TestDiffModelRoundTrip(t *testing.T) {
 	for _, p := range corpusPairs(t)[:3] {
 		type add struct{ src, t, n int }
@@ -25,21 +25,23 @@ func TestDiffModelRoundTrip(t *testing.T) {
 		full := srcBytes{b: p.old}
 		ndiff := 0
 		for _, a := range adds {
-			for i := 0; i < a.n; i++ {
-				e.encode(p.new[a.t+i]-p.old[a.src+i], full, a.src+i, a.t+i)
+			d := make([]byte, a.n)
+			for i := range d {
+				d[i] = p.new[a.t+i] - p.old[a.src+i]
 			}
+			e.encodeAdd(d, full, a.src, a.t)
 			ndiff += a.n
 		}
 		z := e.finish()
 		d := newModelDecoder(z, len(p.new), 0, false, nil)
 		for _, a := range adds {
-			for i := 0; i < a.n; i++ {
-				s := a.src + i
-				lo, hi := max(s-3, 0), min(s+4, len(p.old))
-				view := srcBytes{b: append([]byte(nil), p.old[lo:hi]...), off: lo}
-				want := p.new[a.t+i] - p.old[s]
-				if got := d.decode(view, s, a.t+i); got != want {
-					t.Fatalf("%s: add at %d byte %d: got %d want %d", p.name, a.t, i, got, want)
+			lo, hi := max(a.src-3, 0), min(a.src+a.n+3, len(p.old))
+			view := srcBytes{b: append([]byte(nil), p.old[lo:hi]...), off: lo}
+			got := make([]byte, a.n)
+			d.decodeAdd(got, view, a.src, a.t)
+			for i := range got {
+				if want := p.new[a.t+i] - p.old[a.src+i]; got[i] != want {
+					t.Fatalf("%s: add at %d byte %d: got %d want %d", p.name, a.t, i, got[i], want)
 				}
 			}
 		}

@@ -216,9 +216,9 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 				data = make([]byte, n)
 				for i := range data {
 					data[i] = new[t+i] - old[src+i]
-					if dm != nil {
-						dm.encode(data[i], srcBytes{b: old}, src+i, t+i)
-					}
+				}
+				if dm != nil {
+					dm.encodeAdd(data, srcBytes{b: old}, src, t)
 				}
 			case opInsert:
 				data = new[t : t+n]
