@@ -32,8 +32,19 @@ func sais[T symbol](s []T, sa []int32, k int) {
 	// S-type (true) or L-type (false) per position; s[n-1] is L-type
 	// because the virtual sentinel after it is smaller.
 	t := make([]bool, n)
+	// Branch-free: on firmware the comparisons are close to random, and
+	// mispredicted branches cost more than the arithmetic.
+	var cur uint8
 	for i := n - 2; i >= 0; i-- {
-		t[i] = s[i] < s[i+1] || (s[i] == s[i+1] && t[i+1])
+		var lt, eq uint8
+		if s[i] < s[i+1] {
+			lt = 1
+		}
+		if s[i] == s[i+1] {
+			eq = 1
+		}
+		cur = lt | eq&cur
+		t[i] = cur != 0
 	}
 	isLMS := func(i int) bool { return i > 0 && t[i] && !t[i-1] }
 
@@ -60,19 +71,28 @@ func sais[T symbol](s []T, sa []int32, k int) {
 		starts()
 		sa[bkt[s[n-1]]] = int32(n - 1)
 		bkt[s[n-1]]++
+		// Only L-type suffixes and LMS seeds are in sa during this pass, so
+		// j = p-1 is L-type exactly when s[j] >= s[p]: a cheaper test than
+		// a random read of t.
 		for i := 0; i < n; i++ {
-			j := sa[i] - 1
-			if j >= 0 && !t[j] {
-				sa[bkt[s[j]]] = j
-				bkt[s[j]]++
+			p := sa[i]
+			if p > 0 {
+				if c := s[p-1]; c >= s[p] {
+					sa[bkt[c]] = p - 1
+					bkt[c]++
+				}
 			}
 		}
 		ends()
 		for i := n - 1; i >= 0; i-- {
-			j := sa[i] - 1
-			if j >= 0 && t[j] {
-				bkt[s[j]]--
-				sa[bkt[s[j]]] = j
+			p := sa[i]
+			if p > 0 {
+				// p-1 is S-type if it is smaller than p, L-type if larger;
+				// only a tie needs the type array.
+				if c, d := s[p-1], s[p]; c < d || c == d && t[p-1] {
+					bkt[c]--
+					sa[bkt[c]] = p - 1
+				}
 			}
 		}
 	}
