@@ -159,7 +159,8 @@ func sais[T symbol](s []T, sa []int32, k int) {
 	s1 := sa[n-m:]
 	sa1 := sa[:m]
 	if name < m {
-		if !sortByDoubling(s1, sa1, name) {
+		// sa between sa1 and s1 is free until step 4.
+		if !sortByDoubling(s1, sa1, name, sa[m:n-m]) {
 			sais(s1, sa1, name)
 		}
 	} else {
@@ -198,19 +199,38 @@ func sais[T symbol](s []T, sa []int32, k int) {
 // On firmware almost all names of the reduced string are distinct, and
 // this settles the few ties faster than SA-IS's recursion would. It gives
 // up (returning false, s untouched) once its work passes a few times
-// len(s), as on periodic data, so the caller's linear bound holds.
-func sortByDoubling(s []int32, sa []int32, k int) bool {
+// len(s), as on periodic data, so the caller's linear bound holds. Its
+// tables go in free, if large enough: fresh memory costs page faults.
+func sortByDoubling(s []int32, sa []int32, k int, free []int32) bool {
 	m := len(s)
+	alloc := func(n int) []int32 {
+		if len(free) < n {
+			return make([]int32, n)
+		}
+		b := free[:n:n]
+		free = free[n:]
+		clear(b)
+		return b
+	}
 	// rank[i] is the last sa index of the group holding suffix i.
-	rank := make([]int32, m)
-	end := make([]int32, k+1)
+	rank := alloc(m)
+	end := alloc(k + 1)
 	for _, c := range s {
 		end[c+1]++
 	}
 	for c := 1; c <= k; c++ {
 		end[c] += end[c-1]
 	}
-	var groups []int32 // lo, hi (inclusive) of the groups not yet sorted
+	// groups holds lo, hi (inclusive) of the groups not yet sorted; a
+	// round's groups hold at most as many entries as the first round's
+	// groups have suffixes, so two buffers of that size take turns.
+	size := 0
+	for c := 0; c < k; c++ {
+		if g := int(end[c+1] - end[c]); g > 1 {
+			size += g
+		}
+	}
+	groups, spare := alloc(size)[:0], alloc(size)[:0]
 	for c := 0; c < k; c++ {
 		if end[c+1]-end[c] > 1 {
 			groups = append(groups, end[c], end[c+1]-1)
@@ -227,7 +247,7 @@ func sortByDoubling(s []int32, sa []int32, k int) bool {
 	var tmp []entry
 	work := 0
 	for h := 1; len(groups) > 0; h *= 2 {
-		var next []int32
+		next := spare[:0]
 		for g := 0; g < len(groups); g += 2 {
 			lo, hi := groups[g], groups[g+1]
 			// Sorting a group costs g·log g; past 8m in all, give up.
@@ -274,7 +294,7 @@ func sortByDoubling(s []int32, sa []int32, k int) bool {
 				x = y - 1
 			}
 		}
-		groups = next
+		groups, spare = next, groups
 	}
 	return true
 }

@@ -72,7 +72,12 @@ func TestSortByDoubling(t *testing.T) {
 			}
 		}
 		sa := make([]int32, n)
-		if !sortByDoubling(s, sa, k) {
+		// Scratch of any size, holding garbage as the caller's does.
+		free := make([]int32, rng.Intn(2*n+k+2))
+		for j := range free {
+			free[j] = rng.Int31()
+		}
+		if !sortByDoubling(s, sa, k, free) {
 			gaveUp++
 			continue
 		}
