@@ -55,25 +55,55 @@ type matcher struct {
 	// two bytes are k (as a big-endian uint16) or more, so a search starts
 	// in its two-byte bucket: 16 fewer probes in a 64K-entry table.
 	bkt []int32
+	// key[j] holds the first 8 bytes (big-endian, zero-padded) of suffix
+	// sa[j*keyGap]. A search narrows its bucket over these sorted,
+	// contiguous keys before it reads old through sa, whose random
+	// accesses are what a probe costs.
+	key []uint64
 }
+
+// keyGap is the suffix-array stride of matcher.key: a byte of key per
+// byte of old.
+const keyGap = 8
 
 func newMatcher(old []byte, cap int) *matcher {
 	m := &matcher{old: old, sa: suffixArray(old), cap: cap, bkt: make([]int32, 1<<16+1)}
-	k := 0
-	for i, p := range m.sa {
-		key := int(old[p]) << 8
-		if int(p)+1 < len(old) {
-			key |= int(old[p+1])
+	// The suffix array is sorted by the first two bytes, so bucket k
+	// starts after the suffixes whose key is below k: count the keys in
+	// text order (sequential reads) instead of walking the array.
+	for i := range old {
+		key := int(old[i]) << 8
+		if i+1 < len(old) {
+			key |= int(old[i+1])
 		}
-		for k <= key {
-			m.bkt[k] = int32(i)
-			k++
-		}
+		m.bkt[key+1]++
 	}
-	for ; k <= 1<<16; k++ {
-		m.bkt[k] = int32(len(m.sa))
+	for k := 1; k <= 1<<16; k++ {
+		m.bkt[k] += m.bkt[k-1]
+	}
+	m.key = make([]uint64, (len(m.sa)+keyGap-1)/keyGap)
+	for j := range m.key {
+		m.key[j] = prefix8(old[m.sa[j*keyGap]:])
 	}
 	return m
+}
+
+// prefix8 returns the first 8 bytes of b as a big-endian number, padded
+// with zeros. Padding keeps the order of suffixes (a shorter suffix sorts
+// first) and a key above or below another string's proves the same order
+// of the strings themselves.
+func prefix8(b []byte) uint64 {
+	if len(b) >= 8 {
+		return binary.BigEndian.Uint64(b)
+	}
+	var k uint64
+	for i := 0; i < 8; i++ {
+		k <<= 8
+		if i < len(b) {
+			k |= uint64(b[i])
+		}
+	}
+	return k
 }
 
 func commonPrefix(a, b []byte, max int) int {
@@ -102,19 +132,82 @@ func commonPrefix(a, b []byte, max int) int {
 // with q. Comparisons are capped at m.cap bytes and the winner is then
 // extended linearly, so long runs (0xFF padding) never cost O(run·log n).
 func (m *matcher) longest(q []byte) (pos, n int) {
-	sa, old := m.sa, m.old
-	if len(sa) == 0 || len(q) == 0 {
+	if len(m.sa) == 0 || len(q) == 0 {
 		return 0, 0
 	}
-	lo, hi := 0, len(sa)-1
+	lo, hi := 0, len(m.sa)-1
 	if len(q) >= 2 {
 		key := int(q[0])<<8 | int(q[1])
 		if b, e := int(m.bkt[key]), int(m.bkt[key+1]); b < e {
 			lo, hi = b, e-1
 		}
 	}
-	llo := commonPrefix(old[sa[lo]:], q, m.cap)
-	lhi := commonPrefix(old[sa[hi]:], q, m.cap)
+	done := false
+	if len(q) >= 8 && hi-lo > 2*keyGap {
+		// Narrow [lo, hi] to the sampled suffixes just below and above q.
+		// The search below ends on the same pair of neighbours (q's
+		// insertion point) from any interval whose ends are q's bounds or
+		// strictly below and above q, so the result is the one the whole
+		// bucket gives, unless a probe stopped early at a match of
+		// min(cap, len(q)) bytes: that depends on the probes, so such
+		// searches are redone over the bucket.
+		qk := binary.BigEndian.Uint64(q)
+		j0, j1 := (lo+keyGap-1)/keyGap, hi/keyGap+1
+		keys := m.key[j0:j1]
+		a, b := 0, len(keys) // first key >= qk
+		for a < b {
+			h := int(uint(a+b) >> 1)
+			if keys[h] < qk {
+				a = h + 1
+			} else {
+				b = h
+			}
+		}
+		c, d := a, len(keys) // first key > qk
+		for c < d {
+			h := int(uint(c+d) >> 1)
+			if keys[h] <= qk {
+				c = h + 1
+			} else {
+				d = h
+			}
+		}
+		// A sampled end's key differs from qk, so it gives the end's
+		// common prefix with q without reading old (a suffix shorter than
+		// 8 bytes matches no further than its end, whatever its padding).
+		nlo, nhi, llo, lhi := lo, hi, -1, -1
+		if a > 0 {
+			nlo = (j0 + a - 1) * keyGap
+			llo = min(bits.LeadingZeros64(keys[a-1]^qk)/8, len(m.old)-int(m.sa[nlo]))
+		}
+		if c < len(keys) {
+			nhi = (j0 + c) * keyGap
+			lhi = min(bits.LeadingZeros64(keys[c]^qk)/8, len(m.old)-int(m.sa[nhi]))
+		}
+		var cut bool
+		pos, n, cut = m.search(q, nlo, nhi, llo, lhi)
+		done = !cut && n < min(m.cap, len(q))
+	}
+	if !done {
+		pos, n, _ = m.search(q, lo, hi, -1, -1)
+	}
+	if n == m.cap {
+		n += commonPrefix(m.old[pos+n:], q[n:], len(q))
+	}
+	return pos, n
+}
+
+// search is longest's binary search over sa[lo..hi]; llo and lhi are the
+// ends' common prefixes with q, or -1 if not known yet. cut reports that
+// the search stopped at a match of m.cap or len(q) bytes.
+func (m *matcher) search(q []byte, lo, hi, llo, lhi int) (pos, n int, cut bool) {
+	sa, old := m.sa, m.old
+	if llo < 0 {
+		llo = commonPrefix(old[sa[lo]:], q, m.cap)
+	}
+	if lhi < 0 {
+		lhi = commonPrefix(old[sa[hi]:], q, m.cap)
+	}
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
 		s := old[sa[mid]:]
@@ -122,6 +215,7 @@ func (m *matcher) longest(q []byte) (pos, n int) {
 		k := k0 + commonPrefix(s[k0:], q[k0:], m.cap-k0)
 		if k == m.cap || k == len(q) {
 			llo, lo = k, mid
+			cut = true
 			break
 		}
 		if k == len(s) || s[k] < q[k] {
@@ -131,14 +225,9 @@ func (m *matcher) longest(q []byte) (pos, n int) {
 		}
 	}
 	if llo >= lhi {
-		pos, n = int(sa[lo]), llo
-	} else {
-		pos, n = int(sa[hi]), lhi
+		return int(sa[lo]), llo, cut
 	}
-	if n == m.cap {
-		n += commonPrefix(old[pos+n:], q[n:], len(q))
-	}
-	return pos, n
+	return int(sa[hi]), lhi, cut
 }
 
 // diffOps computes the instructions that turn old into new.

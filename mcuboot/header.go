@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 )
 
 // Version is an image version, major.minor.revision+build.
@@ -26,12 +27,16 @@ func (v Version) SecurityCounter() uint32 {
 	return uint32(v.Major)<<24 | uint32(v.Minor)<<16 | uint32(v.Revision)
 }
 
-var versionRE = regexp.MustCompile(`^([1-9]\d*|0)(\.([1-9]\d*|0)(\.([1-9]\d*|0)(\+([1-9]\d*|0))?)?)?$`)
+// The regular expressions compile on first use, not at start-up: every
+// run of the ota binary would pay for them otherwise.
+var versionRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([1-9]\d*|0)(\.([1-9]\d*|0)(\.([1-9]\d*|0)(\+([1-9]\d*|0))?)?)?$`)
+})
 
 // ParseVersion parses "maj[.min[.rev[+build]]]" with imgtool's rules: no
 // leading zeros, later parts optional, each part within its field's range.
 func ParseVersion(s string) (Version, error) {
-	m := versionRE.FindStringSubmatch(s)
+	m := versionRE().FindStringSubmatch(s)
 	if m == nil {
 		return Version{}, fmt.Errorf("%w %q: want maj.min.rev+build with later parts optional", ErrVersion, s)
 	}
@@ -75,18 +80,18 @@ type Dependency struct {
 }
 
 var (
-	depImageRE   = regexp.MustCompile(`\((\d+)`)
-	depVersionRE = regexp.MustCompile(`,\s*([0-9.+]+)\)`)
+	depImageRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\((\d+)`) })
+	depVersionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`,\s*([0-9.+]+)\)`) })
 )
 
 // ParseDependencies parses imgtool's -d/--dependencies syntax:
 // "(1,1.2.3+4)" or several, "(0,1.0.0), (1,2.3.0+7)".
 func ParseDependencies(s string) ([]Dependency, error) {
-	imgs := depImageRE.FindAllStringSubmatch(s, -1)
+	imgs := depImageRE().FindAllStringSubmatch(s, -1)
 	if len(imgs) == 0 {
 		return nil, fmt.Errorf("%w: image dependency format is invalid: %q", ErrOptions, s)
 	}
-	vers := depVersionRE.FindAllStringSubmatch(s, -1)
+	vers := depVersionRE().FindAllStringSubmatch(s, -1)
 	if len(imgs) != len(vers) {
 		return nil, fmt.Errorf("%w: the number of dependency images and versions differ in %q", ErrOptions, s)
 	}

@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -88,7 +89,11 @@ func (a *Artifact) Compatible(deviceType string) bool {
 	return false
 }
 
-var dataName = regexp.MustCompile(`^data/([0-9]{4})\.tar(\.gz|\.xz|\.zst)?$`)
+// dataName and headerPayload compile on first use, not at every start of
+// the ota binary.
+var dataName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^data/([0-9]{4})\.tar(\.gz|\.xz|\.zst)?$`)
+})
 
 // Read parses and validates the artifact in r, reading it to the end.
 func Read(r io.Reader) (*Artifact, error) {
@@ -207,7 +212,7 @@ func read(r io.Reader, full bool) (*Artifact, error) {
 		if strings.HasPrefix(h.Name, "header-augment") {
 			return nil, fmt.Errorf("%w: augmented artifacts (header-augment) are not supported", ErrFormat)
 		}
-		m := dataName.FindStringSubmatch(h.Name)
+		m := dataName().FindStringSubmatch(h.Name)
 		if m == nil {
 			return nil, fmt.Errorf("%w: unexpected file %q after the header", ErrOrder, h.Name)
 		}
@@ -425,7 +430,9 @@ type headerInfo struct {
 	} `json:"artifact_depends"`
 }
 
-var headerPayload = regexp.MustCompile(`^headers/([0-9]{4})/(type-info|meta-data)$`)
+var headerPayload = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^headers/([0-9]{4})/(type-info|meta-data)$`)
+})
 
 // parseHeader reads the header tar: header-info first, then scripts and
 // per-payload type-info / meta-data.
@@ -472,7 +479,7 @@ func (a *Artifact) parseHeader(b []byte, comp string) error {
 			a.Scripts = append(a.Scripts, s)
 			continue
 		}
-		m := headerPayload.FindStringSubmatch(h.Name)
+		m := headerPayload().FindStringSubmatch(h.Name)
 		if m == nil {
 			return fmt.Errorf("%w: unexpected header file %q", ErrHeader, h.Name)
 		}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -67,6 +68,11 @@ bsdiff writes BSDIFF40 for bspatch; vcdiff writes RFC 3284 VCDIFF for xdelta3.
 smallest patches on firmware; heatshrink or none make the stream layout that the C applier
 (delta/c) applies on a microcontroller.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Making a patch is one goroutine's work: with a second P the
+			// runtime only spins idle threads and runs idle GC workers,
+			// ~5% more CPU time on the corpus for no gain in wall time.
+			runtime.GOMAXPROCS(1)
+			defer runtime.SetDefaultGOMAXPROCS()
 			var srcHash, tgtHash string
 			if config != "" {
 				b, err := os.ReadFile(config)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/otakit/otakit/fleet"
 )
@@ -34,14 +35,16 @@ var uiFuncs = template.FuncMap{
 	},
 }
 
-var uiPages = func() map[string]*template.Template {
+// uiPages parses the dashboard's templates on first use: parsing them at
+// start-up cost every run of the ota binary, most of which serve no page.
+var uiPages = sync.OnceValue(func() map[string]*template.Template {
 	layout := template.Must(template.New("layout.html").Funcs(uiFuncs).ParseFS(uiFiles, "ui/layout.html"))
 	pages := map[string]*template.Template{}
 	for _, p := range []string{"login", "releases", "deployments", "deployment", "devices", "device"} {
 		pages[p] = template.Must(template.Must(layout.Clone()).ParseFS(uiFiles, "ui/"+p+".html"))
 	}
 	return pages
-}()
+})
 
 func (s *Server) routeUI(mux *http.ServeMux) {
 	page := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.instrument(s.requireUI(h))) }
@@ -85,7 +88,7 @@ func (s *Server) requireUI(h http.HandlerFunc) http.Handler {
 func (s *Server) render(w http.ResponseWriter, name string, data map[string]any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := uiPages[name].ExecuteTemplate(w, "layout", data); err != nil {
+	if err := uiPages()[name].ExecuteTemplate(w, "layout", data); err != nil {
 		s.Logger.Error("rendering page", "page", name, "err", err)
 	}
 }
