@@ -724,7 +724,7 @@ type litModel struct {
 	mpos   int      // block offset of the byte the match model predicts
 	mlen   int      // bytes the match has held, 0 if none
 	expect int      // predicted byte, or -1
-	apm    []uint16 // (previous byte, node) -> 33 interpolated 12-bit probabilities
+	apm    []uint16 // (previous byte>>5, node) -> 33 interpolated 12-bit probabilities
 	apmIdx int
 	apmW   int32
 	c1     uint32
@@ -742,7 +742,7 @@ func newLitModel(n int, prev *litModel) *litModel {
 	bits := min(tableBits(n)+2, litMaxBits)
 	m := prev
 	if m == nil || cap(m.tab.t[1]) < 1<<bits {
-		m = &litModel{w: make([][litInputs + 1]int32, litSets), last: make([]int32, 1<<lastBits), apm: make([]uint16, 256*256*33)}
+		m = &litModel{w: make([][litInputs + 1]int32, litSets), last: make([]int32, 1<<lastBits), apm: make([]uint16, 8*256*33)}
 		m.tab.alloc(litInputs, 256, 1<<bits)
 	} else {
 		m.tab.reset(1 << bits)
@@ -865,7 +865,7 @@ func (m *litModel) predict(node int) int32 {
 	// nearest of 33 buckets of the stretched prediction.
 	st := int32(stretchTab[m.pr]) + 2048
 	m.apmW = st & 127
-	m.apmIdx = (int(m.c1)<<8|node)*33 + int(st>>7)
+	m.apmIdx = (int(m.c1>>5)<<8|node)*33 + int(st>>7)
 	pa := (int32(m.apm[m.apmIdx])*(128-m.apmW) + int32(m.apm[m.apmIdx+1])*m.apmW) >> 11
 	return min(max((m.pr+3*pa)/4, 1), 4095)
 }

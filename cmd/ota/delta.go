@@ -64,9 +64,11 @@ func newDeltaCreateCmd() *cobra.Command {
 
 --format native (default) writes otakit's format (docs/delta-format.md);
 bsdiff writes BSDIFF40 for bspatch; vcdiff writes RFC 3284 VCDIFF for xdelta3.
---compression best (default) is lzma with the model layout, which gives the
-smallest patches on firmware; heatshrink or none make the stream layout that the C applier
-(delta/c) applies on a microcontroller.`,
+--compression best (default) is the model layout, which codes instructions,
+differences and literals with its own context models: the smallest patches on
+firmware, for Go appliers. heatshrink or none make the stream layout that the C
+applier (delta/c) applies on a microcontroller; --layout model with lzma or zstd
+sends the literals through that codec instead (faster to apply, a little larger).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Making a patch is one goroutine's work: with a second P the
 			// runtime only spins idle threads and runs idle GC workers,
@@ -188,7 +190,7 @@ smallest patches on firmware; heatshrink or none make the stream layout that the
 	}
 	f := cmd.Flags()
 	f.StringVar(&format, "format", "native", "patch format: native, bsdiff or vcdiff")
-	f.StringVar(&compression, "compression", "best", "native codec: best (lzma), "+strings.Join(codec.Names(), ", "))
+	f.StringVar(&compression, "compression", "best", "native codec: best (model layout, literals modelled), "+strings.Join(codec.Names(), ", "))
 	f.StringVar(&layout, "layout", "", "native layout: model, split or stream (default: stream for heatshrink/none, else model)")
 	f.IntVar(&blockSize, "block-size", 0, "native restart interval in target bytes (default 65536)")
 	f.StringVar(&srcVer, "source-version", "", "source version recorded in the native header")

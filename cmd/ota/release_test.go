@@ -170,9 +170,10 @@ func TestReleaseEndToEnd(t *testing.T) {
 			t.Fatalf("patch byte %d flipped unnoticed", i)
 		}
 	}
-	// Flip bytes of the compressed instruction stream. The first 13 bytes
-	// of an lzma block are the codec's own header (properties, dictionary
-	// size, length), where a flip may legitimately change nothing.
+	// Flip bytes of the blocks' coded streams, skipping their first 13
+	// bytes: with an lzma codec those are its own header (properties,
+	// dictionary size, length), where a flip may legitimately change
+	// nothing.
 	pt, err := delta.Parse(patch)
 	if err != nil {
 		t.Fatal(err)
