@@ -59,7 +59,7 @@ func TestCorpusSizes(t *testing.T) {
 	if os.Getenv("DELTA_SIZES") == "" {
 		t.Skip("set DELTA_SIZES=1 to print patch sizes")
 	}
-	for _, cn := range []string{"lzma", "zstd"} {
+	for _, cn := range []string{"none", "lzma", "zstd"} {
 		c, _ := codec.Lookup(cn)
 		total := 0
 		for _, p := range corpusPairs(t) {

@@ -901,3 +901,18 @@ func (m *litModel) code(bc bitCoder, b byte) byte {
 	}
 	return byte(node)
 }
+
+// modelRAM returns the bytes of model state a layout-2 applier holds for
+// blocks of n target bytes, with or without the literal model; it mirrors
+// the allocations above and goes into the header's applier_ram.
+func modelRAM(n int, literals bool) int {
+	bits := tableBits(n)
+	ram := 512*2 + (nInputs-1)<<bits*2 + 4*(1<<bits)/2 + // diff slots and touched list
+		mixerSets*nInputs*4 + 1<<ctrlTableBits*2
+	if literals {
+		lb := min(bits+2, litMaxBits)
+		ram += 256*2 + (litInputs-1)<<lb*2 + 4*(1<<lb)/2 +
+			litSets*(litInputs+1)*4 + 1<<lastBits*4 + 8*256*33*2
+	}
+	return ram
+}

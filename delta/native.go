@@ -174,7 +174,7 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 	var body bytes.Buffer
 	var ctrl, diff, lit, plain []byte
 	var tmp [binary.MaxVarintLen64]byte
-	maxDecoded, window := 0, 0
+	maxDecoded, maxModel, window := 0, 0, 0
 	var prevDM *modelEncoder // layout 2: model tables reused by every block
 	srcAt := func(i int64) uint32 {
 		if i >= 0 && i < int64(len(old)) {
@@ -276,7 +276,9 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 		}
 		body.Write(packed)
 		if dm != nil {
-			body.Write(dm.finish())
+			fin := dm.finish()
+			maxModel = max(maxModel, len(fin))
+			body.Write(fin)
 		}
 		if body.Len()-before > maxImageSize {
 			return nil, ErrTooLarge
@@ -287,9 +289,14 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 			window = max(window, 1<<(body.Bytes()[before]>>4))
 		}
 	}
-	if layout != LayoutStream {
+	switch layout {
+	case LayoutSplit:
 		h.ApplierRAM = uint32(maxDecoded)
-	} else {
+	case LayoutModel:
+		// The codec section, the model stream and the target bytes of a
+		// block, and the models' tables.
+		h.ApplierRAM = uint32(min(maxDecoded+maxModel+bs+modelRAM(bs, c.ID() == codec.None), maxImageSize))
+	default:
 		// A streaming applier keeps the block table (it arrives before the
 		// blocks) and the codec's window.
 		h.ApplierRAM = uint32(tableEntryLen*nblocks + window)

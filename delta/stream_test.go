@@ -55,6 +55,7 @@ func streamLayouts(t *testing.T) []*Options {
 		{Layout: LayoutStream, Codec: get("heatshrink")},
 		{Layout: LayoutSplit, Codec: get("zstd")},
 		{Layout: LayoutModel, Codec: get("lzma")},
+		{Layout: LayoutModel, Codec: get("none")}, // literals modelled: the default
 	}
 }
 
