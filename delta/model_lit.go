@@ -1,0 +1,200 @@
+package delta
+
+import "math/bits"
+
+// litModel predicts INSERT bytes. Inserted code resembles the code around
+// it: the model sees the target bytes before it (orders 1 to 3), the
+// source byte the most recent alignment puts under it, and the byte that
+// followed the last occurrence of its 5-byte context in the block. (Orders
+// 4 and 6 and a second alignment's byte were tried: with tables small
+// enough to stay in the cache they cost time and saved nothing.)
+type litModel struct {
+	tab    slotTables
+	w      [][litInputs + 1]int32
+	ctx    [litInputs]uint32
+	base   [litInputs]uint32
+	idx    [litInputs]uint32
+	st     [litInputs + 1]int32
+	sel    int
+	pr     int32
+	shift  uint32
+	last   []int32  // hash of the 5 bytes before a block offset -> that offset
+	mpos   int      // block offset of the byte the match model predicts
+	mlen   int      // bytes the match has held, 0 if none
+	expect int      // predicted byte, or -1
+	apm    []uint16 // (previous byte>>5, node) -> 33 interpolated 12-bit probabilities
+	apmIdx int      // SSE bucket of the current bit
+	apmW   int32    // its interpolation weight (of 128)
+	c1     uint32   // the previous byte
+}
+
+const (
+	litInputs  = 5
+	litSets    = 16 * 256
+	lastBits   = 16
+	litMaxBits = 18
+)
+
+func newLitModel(n int, prev *litModel) *litModel {
+	bits := min(tableBits(n)+2, litMaxBits)
+	m := prev
+	if m == nil || cap(m.tab.t[1]) < 1<<bits {
+		m = &litModel{w: make([][litInputs + 1]int32, litSets), last: make([]int32, 1<<lastBits), apm: make([]uint16, 8*256*33)}
+		m.tab.alloc(litInputs, 256, 1<<bits)
+	} else {
+		m.tab.reset(1 << bits)
+		clear(m.last)
+	}
+	*m = litModel{tab: m.tab, w: m.w, last: m.last, apm: m.apm, shift: uint32(32 - bits)}
+	for i := 0; i < 33; i++ {
+		m.apm[i] = uint16(squash(int32(i-16)*128) * 16)
+	}
+	for i := 33; i < len(m.apm); i += i {
+		copy(m.apm[i:], m.apm[:i])
+	}
+	for i := range m.w {
+		for j := range m.w[i] {
+			m.w[i][j] = (1 << 16) / litInputs
+		}
+	}
+	return m
+}
+
+// see records the block's newest target byte, out[len(out)-1], for the
+// match model; it is called for every target byte, not only literals.
+func (m *litModel) see(out []byte) {
+	k := len(out)
+	if m.mlen > 0 {
+		if m.expect == int(out[k-1]) {
+			m.mlen++
+			m.mpos++
+		} else {
+			m.mlen = 0
+		}
+	}
+	if k >= 5 {
+		h := hash5(out[k-5:]) >> (32 - lastBits)
+		if m.mlen == 0 {
+			if p := m.last[h]; p > 0 {
+				m.mpos, m.mlen = int(p), 1
+			}
+		}
+		m.last[h] = int32(k)
+	}
+}
+
+func hash5(b []byte) uint32 {
+	return (uint32(b[0])|uint32(b[1])<<8|uint32(b[2])<<16|uint32(b[3])<<24)*0x9E3779B1 ^ uint32(b[4])*0x85EBCA77
+}
+
+// setContexts computes the contexts of the literal after out (the block's
+// target bytes so far) at absolute target offset tp; s0 is the source byte
+// the most recent alignment puts under it (0 outside the source).
+func (m *litModel) setContexts(out []byte, tp int, s0 uint32) {
+	var c [3]uint32
+	for i := range c {
+		if k := len(out) - 1 - i; k >= 0 {
+			c[i] = uint32(out[k])
+		}
+	}
+	lane := uint32(tp & 3)
+	m.c1 = c[0]
+	m.expect = -1
+	if m.mlen > 0 && m.mpos < len(out) {
+		m.expect = int(out[m.mpos])
+	}
+	m.ctx = [litInputs]uint32{
+		0,
+		hashCtx(11, c[0]),
+		hashCtx(12, c[0]|c[1]<<8),
+		hashCtx(13, c[0]|c[1]<<8|c[2]<<16),
+		hashCtx(16, s0<<8|lane),
+	}
+	ml := 0
+	if m.expect >= 0 {
+		ml = 1 + min(m.mlen, 14)/5
+	}
+	m.sel = (ml | int(lane)<<2) << 8
+}
+
+// nibble sets the slot groups of the nibble starting at node (1, or
+// 16..31 for the low nibble): each context's 15 decisions of a nibble sit in
+// one group of 16 slots, one cache line, so a literal costs each table two
+// cache misses instead of eight.
+func (m *litModel) nibble(node int) {
+	for i := 1; i < litInputs; i++ {
+		m.base[i] = hashCtx(m.ctx[i], uint32(node)) >> m.shift &^ 15
+	}
+}
+
+func (m *litModel) predict(node int) int32 {
+	var dot int64
+	w := &m.w[m.sel|node]
+	m.idx[0] = uint32(node)
+	sub := uint32(node)
+	if node >= 16 {
+		k := uint(bits.Len(uint(node)) - 5)
+		sub = uint32(node)&(1<<k-1) | 1<<k
+	}
+	for i := 1; i < litInputs; i++ {
+		m.idx[i] = m.base[i] | sub
+	}
+	for i := 0; i < litInputs; i++ {
+		m.st[i] = int32(stretchTab[slotP(m.tab.t[i][m.idx[i]])])
+		dot += int64(m.st[i]) * int64(w[i])
+	}
+	// The match input: the predicted bit, the surer the longer the match,
+	// while the bits so far agree with the predicted byte.
+	m.st[litInputs] = 0
+	if m.expect >= 0 {
+		k := bits.Len(uint(node)) - 1 // bits of the byte known so far
+		if (m.expect|256)>>(8-k) == node {
+			s := int32(min(m.mlen, 32)) * 64
+			if m.expect>>(7-k)&1 == 0 {
+				s = -s
+			}
+			m.st[litInputs] = s
+		}
+	}
+	dot += int64(m.st[litInputs]) * int64(w[litInputs])
+	m.pr = squash(int32(dot >> 16))
+	// Refine by the previous byte and node: interpolate between the two
+	// nearest of 33 buckets of the stretched prediction.
+	st := int32(stretchTab[m.pr]) + 2048
+	m.apmW = st & 127
+	m.apmIdx = (int(m.c1>>5)<<8|node)*33 + int(st>>7)
+	pa := (int32(m.apm[m.apmIdx])*(128-m.apmW) + int32(m.apm[m.apmIdx+1])*m.apmW) >> 11
+	return min(max((m.pr+3*pa)/4, 1), 4095)
+}
+
+func (m *litModel) update(bit int, node int) {
+	g := int32(bit) << 16
+	a := &m.apm[m.apmIdx]
+	*a = uint16(int32(*a) + (g-int32(*a))>>6)
+	a = &m.apm[m.apmIdx+1]
+	*a = uint16(int32(*a) + (g-int32(*a))>>6)
+	w := &m.w[m.sel|node]
+	err := int32(bit<<12) - m.pr
+	for i := 0; i <= litInputs; i++ {
+		w[i] += (m.st[i]*err + 512) >> 10
+	}
+	for i := 0; i < litInputs; i++ {
+		if updateSlot(&m.tab.t[i][m.idx[i]], bit, slotLimit) {
+			m.tab.touch(i, m.idx[i])
+		}
+	}
+}
+
+// code codes (or decodes) one literal byte after setContexts.
+func (m *litModel) code(bc bitCoder, b byte) byte {
+	node := 1
+	for k := 7; k >= 0; k-- {
+		if k == 7 || k == 3 {
+			m.nibble(node)
+		}
+		bit := bc.codeBit(int(b>>k)&1, m.predict(node))
+		m.update(bit, node)
+		node = node<<1 | bit
+	}
+	return byte(node)
+}
