@@ -1,7 +1,9 @@
 package delta
 
 import (
+	"bytes"
 	"os"
+	"slices"
 	"testing"
 )
 
@@ -53,5 +55,79 @@ func TestLayoutModelRoundTrip(t *testing.T) {
 	for _, p := range append(edgeCases(), corpusPairs(t)[:4]...) {
 		roundTrip(t, p, &Options{Layout: LayoutModel, BlockSize: 1 << 16})
 		roundTrip(t, p, &Options{Layout: LayoutModel})
+	}
+}
+
+// TestCtrlModelRoundTrip codes instructions with extreme lengths and
+// alignments, recent and new, and reads them back.
+func TestCtrlModelRoundTrip(t *testing.T) {
+	type ins struct {
+		kind  opKind
+		n     int
+		align int64
+	}
+	want := []ins{
+		{opCopy, 1, 0}, {opInsert, 7, 0}, {opAdd, 1 << 30, 5}, {opAdd, 3, 0},
+		{opCopy, 12, -1 << 32}, {opAdd, 2, 1 << 32}, {opCopy, 9, -1 << 32},
+		{opInsert, 1, 0}, {opAdd, 100, 5}, {opCopy, 1<<31 - 1, 123456789},
+	}
+	var e arithEncoder
+	e.x2 = 0xffffffff
+	var ce ctrlModel
+	ce.reset(0)
+	for _, w := range want {
+		ce.op(&e, w.kind, w.n, w.align)
+	}
+	enc := &modelEncoder{arithEncoder: e}
+	d := newModelDecoder(enc.finish(), 1<<20, 0, false, nil)
+	for i, w := range want {
+		kind, n, align, err := d.decodeOp()
+		if err != nil {
+			t.Fatalf("instruction %d: %v", i, err)
+		}
+		if kind != w.kind || n != w.n || (kind != opInsert && align != w.align) {
+			t.Fatalf("instruction %d: got %v %d %d, want %v %d %d", i, kind, n, align, w.kind, w.n, w.align)
+		}
+	}
+}
+
+// TestCtrlModelHostile feeds the instruction decoder streams that code
+// absurd numbers: it must stop with an error, not loop or overflow.
+func TestCtrlModelHostile(t *testing.T) {
+	for _, fill := range []byte{0x00, 0xff, 0x80, 0x7f} {
+		d := newModelDecoder(bytes.Repeat([]byte{fill}, 64), 1<<20, 0, false, nil)
+		for i := 0; i < 1000; i++ {
+			if _, _, _, err := d.decodeOp(); err != nil {
+				break
+			}
+		}
+	}
+}
+
+func TestDropShortAlignments(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []op
+		want []op
+	}{
+		{"short new alignment becomes literal",
+			[]op{{opAdd, 20, 100}, {opCopy, 5, 5000}, {opAdd, 20, 125}},
+			[]op{{opAdd, 20, 100}, {opInsert, 5, 0}, {opAdd, 20, 125}}},
+		{"short recent alignment stays",
+			[]op{{opAdd, 20, 100}, {opInsert, 3, 0}, {opCopy, 4, 123}},
+			[]op{{opAdd, 20, 100}, {opInsert, 3, 0}, {opCopy, 4, 123}}},
+		{"long new alignment stays",
+			[]op{{opInsert, 2, 0}, {opCopy, 10, 7000}},
+			[]op{{opInsert, 2, 0}, {opCopy, 10, 7000}}},
+		{"neighbouring inserts merge",
+			[]op{{opInsert, 2, 0}, {opCopy, 4, 7000}, {opInsert, 3, 0}},
+			[]op{{opInsert, 9, 0}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := dropShortAlignments(tt.in, minNewAlignment); !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
