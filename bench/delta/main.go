@@ -138,19 +138,27 @@ func applySpeed(old, new []byte) float64 {
 	check(err)
 	var out bytes.Buffer
 	out.Grow(len(new))
-	n := 0
-	// Time this thread only: the machine may be shared and loaded, and
-	// the garbage collector's background work belongs to Create above.
+	return mbPerCPUSecond(len(new), func() {
+		out.Reset()
+		check(pt.Apply(old, &out))
+	})
+}
+
+// mbPerCPUSecond runs apply (which produces n bytes) for at least 0.3 s
+// and three times, and returns MB per CPU second of this thread: the
+// machine may be shared and loaded, and the garbage collector's background
+// work belongs to the Create calls before.
+func mbPerCPUSecond(n int, apply func()) float64 {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	runtime.GC()
+	runs := 0
 	start, cpu0 := time.Now(), cpuSeconds()
-	for time.Since(start) < 300*time.Millisecond || n < 3 {
-		out.Reset()
-		check(pt.Apply(old, &out))
-		n++
+	for time.Since(start) < 300*time.Millisecond || runs < 3 {
+		apply()
+		runs++
 	}
-	return float64(n*len(new)) / (cpuSeconds() - cpu0) / 1e6
+	return float64(runs*n) / (cpuSeconds() - cpu0) / 1e6
 }
 
 // streamSpeed times delta.ApplyStream, which reads the patch once from an
@@ -163,17 +171,10 @@ func streamSpeed(name string, old, new, patch []byte) float64 {
 	if !bytes.Equal(out.Bytes(), new) {
 		fatal("%s: delta.ApplyStream output differs", name)
 	}
-	n := 0
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	runtime.GC()
-	start, cpu0 := time.Now(), cpuSeconds()
-	for time.Since(start) < 300*time.Millisecond || n < 3 {
+	return mbPerCPUSecond(len(new), func() {
 		out.Reset()
 		check(delta.ApplyStream(bytes.NewReader(old), int64(len(old)), bytes.NewReader(patch), &out))
-		n++
-	}
-	return float64(n*len(new)) / (cpuSeconds() - cpu0) / 1e6
+	})
 }
 
 func cpuSeconds() float64 {
