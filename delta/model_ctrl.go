@@ -151,7 +151,7 @@ const minNewAlignment = 10
 // alignment is not among the last nReps into inserts, merging neighbouring
 // inserts; it follows the recent-alignment list as ctrlModel keeps it.
 func dropShortAlignments(ops []op, minLen int) []op {
-	var out []op
+	out := make([]op, 0, len(ops)) // one allocation: growing it faults more pages
 	var reps [nReps]int
 	t := 0
 	for _, o := range ops {
