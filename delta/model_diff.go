@@ -143,9 +143,11 @@ func (m *diffModel) predict(node int) int32 {
 			m.idx[i] = m.base[i] | sub
 		}
 	}
+	t := m.tab.t[:nInputs]
 	for i := 0; i < nInputs; i++ {
-		m.st[i] = int32(stretchTab[slotP(m.tab.t[i][m.idx[i]])])
-		dot += int64(m.st[i]) * int64(w[i])
+		st := int32(stretchTab[slotP(t[i][m.idx[i]])])
+		m.st[i] = st
+		dot += int64(st) * int64(w[i])
 	}
 	m.pr = squash(int32(dot >> 16))
 	return m.pr
@@ -154,9 +156,10 @@ func (m *diffModel) predict(node int) int32 {
 func (m *diffModel) update(bit int, node int) {
 	w := &m.w[m.sel|node]
 	err := int32(bit<<12) - m.pr
+	t := m.tab.t[:nInputs]
 	for i := 0; i < nInputs; i++ {
 		w[i] += (m.st[i]*err + 512) >> 10
-		if updateSlot(&m.tab.t[i][m.idx[i]], bit, slotLimit) {
+		if updateSlot(&t[i][m.idx[i]], bit, slotLimit) {
 			m.tab.touch(i, m.idx[i])
 		}
 	}
@@ -182,7 +185,7 @@ const (
 
 // codeAdd codes (encoding, from d) or decodes (into d) the difference
 // bytes of an add at source offset sp and target offset tp.
-func (m *diffModel) codeAdd(bc bitCoder, d []byte, src srcBytes, sp, tp int) {
+func (m *diffModel) codeAdd(bc *binCoder, d []byte, src srcBytes, sp, tp int) {
 	for i := 0; i < len(d); {
 		if m.quiet >= quietRun && len(d)-i >= skipLen {
 			zero := 1
@@ -212,7 +215,7 @@ func (m *diffModel) codeAdd(bc bitCoder, d []byte, src srcBytes, sp, tp int) {
 
 // codeByte codes difference b of the byte at source offset sp and target
 // offset tp; decoding, b is ignored and the decoded byte returned.
-func (m *diffModel) codeByte(bc bitCoder, b byte, src srcBytes, sp, tp int) byte {
+func (m *diffModel) codeByte(bc *binCoder, b byte, src srcBytes, sp, tp int) byte {
 	m.setContexts(src, sp, tp)
 	nz := bc.codeBit(b2i(b != 0), m.predict(0))
 	m.update(nz, 0)

@@ -136,12 +136,16 @@ func (m *litModel) predict(node int) int32 {
 		k := uint(bits.Len(uint(node)) - 5)
 		sub = uint32(node)&(1<<k-1) | 1<<k
 	}
+	t := m.tab.t[:litInputs]
+	s0 := int32(stretchTab[slotP(t[0][node])])
+	m.st[0] = s0
+	dot += int64(s0) * int64(w[0])
 	for i := 1; i < litInputs; i++ {
-		m.idx[i] = m.base[i] | sub
-	}
-	for i := 0; i < litInputs; i++ {
-		m.st[i] = int32(stretchTab[slotP(m.tab.t[i][m.idx[i]])])
-		dot += int64(m.st[i]) * int64(w[i])
+		idx := m.base[i] | sub
+		m.idx[i] = idx
+		st := int32(stretchTab[slotP(t[i][idx])])
+		m.st[i] = st
+		dot += int64(st) * int64(w[i])
 	}
 	// The match input: the predicted bit, the surer the longer the match,
 	// while the bits so far agree with the predicted byte.
@@ -175,18 +179,18 @@ func (m *litModel) update(bit int, node int) {
 	*a = uint16(int32(*a) + (g-int32(*a))>>6)
 	w := &m.w[m.sel|node]
 	err := int32(bit<<12) - m.pr
-	for i := 0; i <= litInputs; i++ {
-		w[i] += (m.st[i]*err + 512) >> 10
-	}
+	w[litInputs] += (m.st[litInputs]*err + 512) >> 10
+	t := m.tab.t[:litInputs]
 	for i := 0; i < litInputs; i++ {
-		if updateSlot(&m.tab.t[i][m.idx[i]], bit, slotLimit) {
+		w[i] += (m.st[i]*err + 512) >> 10
+		if updateSlot(&t[i][m.idx[i]], bit, slotLimit) {
 			m.tab.touch(i, m.idx[i])
 		}
 	}
 }
 
 // code codes (or decodes) one literal byte after setContexts.
-func (m *litModel) code(bc bitCoder, b byte) byte {
+func (m *litModel) code(bc *binCoder, b byte) byte {
 	node := 1
 	for k := 7; k >= 0; k-- {
 		if k == 7 || k == 3 {
