@@ -60,26 +60,28 @@ func newLitModel(n int, prev *litModel) *litModel {
 	return m
 }
 
-// see records the block's newest target byte, out[len(out)-1], for the
-// match model; it is called for every target byte, not only literals.
-func (m *litModel) see(out []byte) {
-	k := len(out)
-	if m.mlen > 0 {
-		if m.expect == int(out[k-1]) {
-			m.mlen++
-			m.mpos++
-		} else {
-			m.mlen = 0
-		}
-	}
-	if k >= 5 {
-		h := hash5(out[k-5:]) >> (32 - lastBits)
-		if m.mlen == 0 {
-			if p := m.last[h]; p > 0 {
-				m.mpos, m.mlen = int(p), 1
+// see records the block's newest target bytes, out[from:], for the match
+// model; it is called for every target byte, not only literals, so it
+// takes a run of them.
+func (m *litModel) see(out []byte, from int) {
+	for k := from + 1; k <= len(out); k++ {
+		if m.mlen > 0 {
+			if m.expect == int(out[k-1]) {
+				m.mlen++
+				m.mpos++
+			} else {
+				m.mlen = 0
 			}
 		}
-		m.last[h] = int32(k)
+		if k >= 5 {
+			h := hash5(out[k-5:k]) >> (32 - lastBits)
+			if m.mlen == 0 {
+				if p := m.last[h]; p > 0 {
+					m.mpos, m.mlen = int(p), 1
+				}
+			}
+			m.last[h] = int32(k)
+		}
 	}
 }
 

@@ -227,14 +227,14 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 				data = new[t : t+n]
 			}
 			if dm != nil && dm.lit != nil {
-				for i := 0; i < n; i++ {
-					if o.kind == opInsert {
-						dm.encodeLiteral(new[start:t+i], t+i, srcAt, new[t+i])
-					}
-					dm.lit.see(new[start : t+i+1])
-				}
 				if o.kind == opInsert {
+					for i := 0; i < n; i++ {
+						dm.encodeLiteral(new[start:t+i], t+i, srcAt, new[t+i])
+						dm.lit.see(new[start:t+i+1], t+i-start)
+					}
 					data = nil // coded above
+				} else {
+					dm.lit.see(new[start:t+n], t-start)
 				}
 			}
 			switch {
