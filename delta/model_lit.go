@@ -170,7 +170,8 @@ func (m *litModel) predict(node int) int32 {
 	m.apmW = st & 127
 	m.apmIdx = (int(m.c1>>5)<<8|node)*33 + int(st>>7)
 	pa := (int32(m.apm[m.apmIdx])*(128-m.apmW) + int32(m.apm[m.apmIdx+1])*m.apmW) >> 11
-	return min(max((m.pr+3*pa)/4, 1), 4095)
+	// pr and pa are both in 0..4095, so no clamp above and no sign fix.
+	return max((m.pr+3*pa)>>2, 1)
 }
 
 func (m *litModel) update(bit int, node int) {
