@@ -482,9 +482,9 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 				}
 				for k := range n {
 					out[o+k] += byte(view.at(int(np) + k))
-					if dm.lit != nil {
-						dm.lit.see(out[start : o+k+1])
-					}
+				}
+				if dm.lit != nil {
+					dm.lit.see(out[start:], o-start)
 				}
 				sp = int(np) + n
 				continue
@@ -501,9 +501,7 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 				if kind == opCopy {
 					out = append(out, src...)
 					if dm != nil && dm.lit != nil {
-						for j := len(out) - len(src); j < len(out); j++ {
-							dm.lit.see(out[start : j+1])
-						}
+						dm.lit.see(out[start:], len(out)-len(src)-start)
 					}
 				} else {
 					dd := diff.b[diff.p : diff.p+len(src)]
@@ -525,7 +523,7 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 						return nil, err
 					}
 					out = append(out, b)
-					dm.lit.see(out[start:])
+					dm.lit.see(out[start:], len(out)-1-start)
 				}
 				if dm.p > len(dm.in)+8 {
 					return nil, formatErr("modelled literals run past the end of the block")

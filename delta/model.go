@@ -98,30 +98,51 @@ func (s *slotTables) touch(i int, idx uint32) {
 
 func hashCtx(a, b uint32) uint32 { return (a*0x9E3779B1 ^ b) * 0x85EBCA77 }
 
-// arithEncoder is a carry-less binary arithmetic coder over 12-bit
-// probabilities.
-type arithEncoder struct {
+// binCoder is a carry-less binary arithmetic coder over 12-bit
+// probabilities that either encodes or decodes. One concrete type for both
+// directions, rather than an interface the models call, because the models
+// call it for every bit: a predictable branch costs less than an indirect
+// call.
+type binCoder struct {
 	x1, x2 uint32
-	out    []byte
+	dec    bool   // decoding
+	out    []byte // encoding: the stream so far
+	x      uint32 // decoding: the code value
+	in     []byte // decoding: the stream
+	p      int    // decoding: bytes of in read; past its end they read as zero
 }
 
-func (e *arithEncoder) code(bit int, p int32) {
-	xmid := e.x1 + (e.x2-e.x1)>>12*uint32(p)
+// codeBit codes bit at probability p (of a one); decoding, it ignores bit
+// and returns the decoded one. A damaged stream decodes to wrong bytes,
+// which the block CRC-32 reports.
+func (c *binCoder) codeBit(bit int, p int32) int {
+	xmid := c.x1 + (c.x2-c.x1)>>12*uint32(p)
+	if c.dec {
+		bit = b2i(c.x <= xmid)
+	}
 	if bit == 1 {
-		e.x2 = xmid
+		c.x2 = xmid
 	} else {
-		e.x1 = xmid + 1
+		c.x1 = xmid + 1
 	}
-	for (e.x1^e.x2)&0xff000000 == 0 {
-		e.out = append(e.out, byte(e.x2>>24))
-		e.x1 <<= 8
-		e.x2 = e.x2<<8 | 255
+	for (c.x1^c.x2)&0xff000000 == 0 {
+		if c.dec {
+			c.x = c.x<<8 | uint32(c.next())
+		} else {
+			c.out = append(c.out, byte(c.x2>>24))
+		}
+		c.x1 <<= 8
+		c.x2 = c.x2<<8 | 255
 	}
+	return bit
 }
 
-func (e *arithEncoder) codeBit(bit int, p int32) int {
-	e.code(bit, p)
-	return bit
+func (c *binCoder) next() byte {
+	c.p++
+	if c.p <= len(c.in) {
+		return c.in[c.p-1]
+	}
+	return 0
 }
 
 // modelEncoder codes a layout-2 block's instructions, difference bytes
@@ -130,14 +151,14 @@ type modelEncoder struct {
 	m    *diffModel
 	lit  *litModel // nil when literals go through the codec
 	ctrl ctrlModel
-	arithEncoder
+	binCoder
 }
 
 // newModelEncoder returns an encoder for a block of n target bytes whose
 // source pointer starts at align bytes from its first target byte; it
 // reuses prev's model tables when prev is not nil.
 func newModelEncoder(n int, align int64, literals bool, prev *modelEncoder) *modelEncoder {
-	e := &modelEncoder{arithEncoder: arithEncoder{x2: 0xffffffff}}
+	e := &modelEncoder{binCoder: binCoder{x2: 0xffffffff}}
 	var pm *diffModel
 	var pl *litModel
 	if prev != nil {
@@ -155,19 +176,19 @@ func newModelEncoder(n int, align int64, literals bool, prev *modelEncoder) *mod
 // block's target bytes so far; src reads the source (0 outside).
 func (e *modelEncoder) encodeLiteral(out []byte, tp int, src func(int64) uint32, b byte) {
 	e.lit.setContexts(out, tp, src(int64(tp)+e.ctrl.reps[0]))
-	e.lit.code(&e.arithEncoder, b)
+	e.lit.code(&e.binCoder, b)
 }
 
 // encodeOp codes an instruction of n bytes; align is its source offset
 // minus its target offset for copies and adds.
 func (e *modelEncoder) encodeOp(kind opKind, n int, align int64) {
-	e.ctrl.op(&e.arithEncoder, kind, n, align)
+	e.ctrl.op(&e.binCoder, kind, n, align)
 }
 
 // encodeAdd codes the difference bytes d of an add at source offset sp and
 // target offset tp.
 func (e *modelEncoder) encodeAdd(d []byte, src srcBytes, sp, tp int) {
-	e.m.codeAdd(&e.arithEncoder, d, src, sp, tp)
+	e.m.codeAdd(&e.binCoder, d, src, sp, tp)
 }
 
 func (e *modelEncoder) finish() []byte {
@@ -182,23 +203,19 @@ func b2i(b bool) int {
 	return 0
 }
 
-// modelDecoder is the inverse of modelEncoder. Reading past its input yields
-// zero bytes; a damaged stream therefore decodes to wrong bytes, which the
-// block CRC-32 reports.
+// modelDecoder is the inverse of modelEncoder.
 type modelDecoder struct {
-	m         *diffModel
-	lit       *litModel // nil when literals come from the codec
-	ctrl      ctrlModel
-	x1, x2, x uint32
-	in        []byte
-	p         int
+	m    *diffModel
+	lit  *litModel // nil when literals come from the codec
+	ctrl ctrlModel
+	binCoder
 }
 
 // newModelDecoder returns a decoder of in for a block of n target bytes
 // whose source pointer starts at align bytes from its first target byte;
 // it reuses prev's model tables when prev is not nil.
 func newModelDecoder(in []byte, n int, align int64, literals bool, prev *modelDecoder) *modelDecoder {
-	d := &modelDecoder{x2: 0xffffffff, in: in}
+	d := &modelDecoder{binCoder: binCoder{x2: 0xffffffff, dec: true, in: in}}
 	var pm *diffModel
 	var pl *litModel
 	if prev != nil {
@@ -215,34 +232,6 @@ func newModelDecoder(in []byte, n int, align int64, literals bool, prev *modelDe
 	return d
 }
 
-func (d *modelDecoder) next() byte {
-	if d.p < len(d.in) {
-		d.p++
-		return d.in[d.p-1]
-	}
-	d.p++
-	return 0
-}
-
-func (d *modelDecoder) bit(p int32) int {
-	xmid := d.x1 + (d.x2-d.x1)>>12*uint32(p)
-	bit := 0
-	if d.x <= xmid {
-		bit = 1
-		d.x2 = xmid
-	} else {
-		d.x1 = xmid + 1
-	}
-	for (d.x1^d.x2)&0xff000000 == 0 {
-		d.x1 <<= 8
-		d.x2 = d.x2<<8 | 255
-		d.x = d.x<<8 | uint32(d.next())
-	}
-	return bit
-}
-
-func (d *modelDecoder) codeBit(_ int, p int32) int { return d.bit(p) }
-
 // decodeLiteral returns the literal at absolute target offset tp after
 // out, the block's target bytes so far; src reads the source (0 outside).
 func (d *modelDecoder) decodeLiteral(out []byte, tp int, src func(int64) (uint32, error)) (byte, error) {
@@ -251,19 +240,19 @@ func (d *modelDecoder) decodeLiteral(out []byte, tp int, src func(int64) (uint32
 		return 0, err
 	}
 	d.lit.setContexts(out, tp, s0)
-	return d.lit.code(d, 0), nil
+	return d.lit.code(&d.binCoder, 0), nil
 }
 
 // decodeOp reads an instruction: its kind, length and, for copies and
 // adds, its source offset minus its target offset.
 func (d *modelDecoder) decodeOp() (opKind, int, int64, error) {
-	return d.ctrl.op(d, 0, 0, 0)
+	return d.ctrl.op(&d.binCoder, 0, 0, 0)
 }
 
 // decodeAdd decodes the len(d) difference bytes of an add at source offset
 // sp and target offset tp into d.
 func (d *modelDecoder) decodeAdd(dst []byte, src srcBytes, sp, tp int) {
-	d.m.codeAdd(d, dst, src, sp, tp)
+	d.m.codeAdd(&d.binCoder, dst, src, sp, tp)
 }
 
 // A slot packs a 12-bit P(1) over a 4-bit count, stored XOR slotInit so
@@ -280,21 +269,11 @@ func updateSlot(v *uint16, bit int, limit uint16) bool {
 	x := *v ^ slotInit
 	n := x & 15
 	p := int32(x >> 4)
+	// No clamp: a step moves at most 2/3 of the way to 0 or 4096, so
+	// rounding down keeps p in 0..4095.
 	p += (int32(bit)<<12 - p) * rateTab[n] >> 16
-	p = min(max(p, 0), 4095)
-	if n < limit {
-		x = uint16(p)<<4 | (n + 1)
-	} else {
-		x = uint16(p)<<4 | n
-	}
-	*v = x ^ slotInit
+	*v = (uint16(p)<<4 | (n + uint16(b2i(n < limit)))) ^ slotInit
 	return n == 0
-}
-
-// bitCoder is the side of the arithmetic coder a model drives: it codes
-// (or decodes, ignoring the argument) one bit at probability p.
-type bitCoder interface {
-	codeBit(bit int, p int32) int
 }
 
 // modelRAM returns the bytes of model state a layout-2 applier holds for

@@ -48,7 +48,7 @@ func (c *ctrlModel) slot(ctx uint32) (*uint16, int32) {
 }
 
 // bit codes one decision in context ctx.
-func (c *ctrlModel) bit(bc bitCoder, ctx uint32, bit int) int {
+func (c *ctrlModel) bit(bc *binCoder, ctx uint32, bit int) int {
 	v, p := c.slot(ctx)
 	bit = bc.codeBit(bit, p)
 	updateSlot(v, bit, 15)
@@ -57,7 +57,7 @@ func (c *ctrlModel) bit(bc bitCoder, ctx uint32, bit int) int {
 
 // num codes v: its bit length in unary, then the bits below the leading
 // one, the first three in the context of those above them.
-func (c *ctrlModel) num(bc bitCoder, ctx uint32, v uint64) (uint64, error) {
+func (c *ctrlModel) num(bc *binCoder, ctx uint32, v uint64) (uint64, error) {
 	nb := 0
 	for {
 		more := b2i(nb < bits.Len64(v))
@@ -87,7 +87,7 @@ func (c *ctrlModel) num(bc bitCoder, ctx uint32, v uint64) (uint64, error) {
 
 // op codes one instruction; align is its source offset minus its target
 // offset for copies and adds. Decoding, it returns what it read.
-func (c *ctrlModel) op(bc bitCoder, kind opKind, n int, align int64) (opKind, int, int64, error) {
+func (c *ctrlModel) op(bc *binCoder, kind opKind, n int, align int64) (opKind, int, int64, error) {
 	kctx := uint32(c.last[0]) | uint32(c.last[1])<<2
 	if c.bit(bc, 1000+kctx, b2i(kind == opInsert)) == 1 {
 		kind = opInsert
@@ -151,7 +151,7 @@ const minNewAlignment = 10
 // alignment is not among the last nReps into inserts, merging neighbouring
 // inserts; it follows the recent-alignment list as ctrlModel keeps it.
 func dropShortAlignments(ops []op, minLen int) []op {
-	var out []op
+	out := make([]op, 0, len(ops)) // one allocation: growing it faults more pages
 	var reps [nReps]int
 	t := 0
 	for _, o := range ops {

@@ -1,6 +1,9 @@
 package delta
 
-import "math/bits"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // Differences in firmware come from relocated pointers and shifted branch
 // offsets: whether a byte changes, and by how much, depends on the source
@@ -96,11 +99,19 @@ func (m *diffModel) setContexts(src srcBytes, sp, tp int) {
 		changed = 1
 	}
 	lane := uint32(tp & 3)
-	s := src.at(sp)
 	w := sp - int(lane)
-	word := src.at(w) | src.at(w+1)<<8 | src.at(w+2)<<16 | src.at(w+3)<<24
 	h := sp - tp&1
-	half := src.at(h) | src.at(h+1)<<8 | src.at(h+2)<<16 | src.at(h+3)<<24
+	var s, word, half, next uint32
+	if i := sp - src.off; i >= 3 && i+4 <= len(src.b) {
+		// The usual case: all of sp-3..sp+3 is in the source.
+		s, next = uint32(src.b[i]), uint32(src.b[i+1])
+		word = binary.LittleEndian.Uint32(src.b[w-src.off:])
+		half = binary.LittleEndian.Uint32(src.b[h-src.off:])
+	} else {
+		s, next = src.at(sp), src.at(sp+1)
+		word = src.at(w) | src.at(w+1)<<8 | src.at(w+2)<<16 | src.at(w+3)<<24
+		half = src.at(h) | src.at(h+1)<<8 | src.at(h+2)<<16 | src.at(h+3)<<24
+	}
 	m.ctx = [nInputs]uint32{
 		0,
 		hashCtx(1, d1),
@@ -110,7 +121,7 @@ func (m *diffModel) setContexts(src srcBytes, sp, tp int) {
 		hashCtx(5, lane<<24|word>>12<<4|d1&15),
 		hashCtx(6, lane<<16|d4<<8|s),
 		hashCtx(7, uint32(tp&1)<<24|half&0xf800f800|d1<<16|d2),
-		hashCtx(8, lane<<16|m.quiet<<8|src.at(sp+1)),
+		hashCtx(8, lane<<16|m.quiet<<8|next),
 	}
 	m.sel = int(changed|lane<<1) << 8
 	for i := 1; i < nInputs; i++ {
@@ -125,27 +136,27 @@ func (m *diffModel) setContexts(src srcBytes, sp, tp int) {
 func (m *diffModel) predict(node int) int32 {
 	var dot int64
 	w := &m.w[m.sel|node]
-	m.idx[0] = uint32(node)
-	switch {
-	case node < 16:
-		for i := 1; i < nInputs; i++ {
-			m.idx[i] = m.base[i] | uint32(node)
-		}
-	default:
+	sub := uint32(node)
+	if node >= 16 {
 		if node < 32 {
 			for i := 1; i < nInputs; i++ {
 				m.base[i] = hashCtx(m.ctx[i], uint32(node)) >> m.shift &^ 15
 			}
 		}
 		k := uint(bits.Len(uint(node)) - 5)
-		sub := uint32(node)&(1<<k-1) | 1<<k
-		for i := 1; i < nInputs; i++ {
-			m.idx[i] = m.base[i] | sub
-		}
+		sub = uint32(node)&(1<<k-1) | 1<<k
 	}
-	for i := 0; i < nInputs; i++ {
-		m.st[i] = int32(stretchTab[slotP(m.tab.t[i][m.idx[i]])])
-		dot += int64(m.st[i]) * int64(w[i])
+	t := m.tab.t[:nInputs]
+	s0 := int32(stretchTab[slotP(t[0][node])])
+	m.idx[0] = uint32(node)
+	m.st[0] = s0
+	dot += int64(s0) * int64(w[0])
+	for i := 1; i < nInputs; i++ {
+		idx := m.base[i] | sub
+		m.idx[i] = idx
+		st := int32(stretchTab[slotP(t[i][idx])])
+		m.st[i] = st
+		dot += int64(st) * int64(w[i])
 	}
 	m.pr = squash(int32(dot >> 16))
 	return m.pr
@@ -154,9 +165,10 @@ func (m *diffModel) predict(node int) int32 {
 func (m *diffModel) update(bit int, node int) {
 	w := &m.w[m.sel|node]
 	err := int32(bit<<12) - m.pr
+	t := m.tab.t[:nInputs]
 	for i := 0; i < nInputs; i++ {
 		w[i] += (m.st[i]*err + 512) >> 10
-		if updateSlot(&m.tab.t[i][m.idx[i]], bit, slotLimit) {
+		if updateSlot(&t[i][m.idx[i]], bit, slotLimit) {
 			m.tab.touch(i, m.idx[i])
 		}
 	}
@@ -182,7 +194,7 @@ const (
 
 // codeAdd codes (encoding, from d) or decodes (into d) the difference
 // bytes of an add at source offset sp and target offset tp.
-func (m *diffModel) codeAdd(bc bitCoder, d []byte, src srcBytes, sp, tp int) {
+func (m *diffModel) codeAdd(bc *binCoder, d []byte, src srcBytes, sp, tp int) {
 	for i := 0; i < len(d); {
 		if m.quiet >= quietRun && len(d)-i >= skipLen {
 			zero := 1
@@ -212,7 +224,7 @@ func (m *diffModel) codeAdd(bc bitCoder, d []byte, src srcBytes, sp, tp int) {
 
 // codeByte codes difference b of the byte at source offset sp and target
 // offset tp; decoding, b is ignored and the decoded byte returned.
-func (m *diffModel) codeByte(bc bitCoder, b byte, src srcBytes, sp, tp int) byte {
+func (m *diffModel) codeByte(bc *binCoder, b byte, src srcBytes, sp, tp int) byte {
 	m.setContexts(src, sp, tp)
 	nz := bc.codeBit(b2i(b != 0), m.predict(0))
 	m.update(nz, 0)

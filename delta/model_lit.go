@@ -60,26 +60,28 @@ func newLitModel(n int, prev *litModel) *litModel {
 	return m
 }
 
-// see records the block's newest target byte, out[len(out)-1], for the
-// match model; it is called for every target byte, not only literals.
-func (m *litModel) see(out []byte) {
-	k := len(out)
-	if m.mlen > 0 {
-		if m.expect == int(out[k-1]) {
-			m.mlen++
-			m.mpos++
-		} else {
-			m.mlen = 0
-		}
-	}
-	if k >= 5 {
-		h := hash5(out[k-5:]) >> (32 - lastBits)
-		if m.mlen == 0 {
-			if p := m.last[h]; p > 0 {
-				m.mpos, m.mlen = int(p), 1
+// see records the block's newest target bytes, out[from:], for the match
+// model; it is called for every target byte, not only literals, so it
+// takes a run of them.
+func (m *litModel) see(out []byte, from int) {
+	for k := from + 1; k <= len(out); k++ {
+		if m.mlen > 0 {
+			if m.expect == int(out[k-1]) {
+				m.mlen++
+				m.mpos++
+			} else {
+				m.mlen = 0
 			}
 		}
-		m.last[h] = int32(k)
+		if k >= 5 {
+			h := hash5(out[k-5:k]) >> (32 - lastBits)
+			if m.mlen == 0 {
+				if p := m.last[h]; p > 0 {
+					m.mpos, m.mlen = int(p), 1
+				}
+			}
+			m.last[h] = int32(k)
+		}
 	}
 }
 
@@ -136,12 +138,16 @@ func (m *litModel) predict(node int) int32 {
 		k := uint(bits.Len(uint(node)) - 5)
 		sub = uint32(node)&(1<<k-1) | 1<<k
 	}
+	t := m.tab.t[:litInputs]
+	s0 := int32(stretchTab[slotP(t[0][node])])
+	m.st[0] = s0
+	dot += int64(s0) * int64(w[0])
 	for i := 1; i < litInputs; i++ {
-		m.idx[i] = m.base[i] | sub
-	}
-	for i := 0; i < litInputs; i++ {
-		m.st[i] = int32(stretchTab[slotP(m.tab.t[i][m.idx[i]])])
-		dot += int64(m.st[i]) * int64(w[i])
+		idx := m.base[i] | sub
+		m.idx[i] = idx
+		st := int32(stretchTab[slotP(t[i][idx])])
+		m.st[i] = st
+		dot += int64(st) * int64(w[i])
 	}
 	// The match input: the predicted bit, the surer the longer the match,
 	// while the bits so far agree with the predicted byte.
@@ -164,7 +170,8 @@ func (m *litModel) predict(node int) int32 {
 	m.apmW = st & 127
 	m.apmIdx = (int(m.c1>>5)<<8|node)*33 + int(st>>7)
 	pa := (int32(m.apm[m.apmIdx])*(128-m.apmW) + int32(m.apm[m.apmIdx+1])*m.apmW) >> 11
-	return min(max((m.pr+3*pa)/4, 1), 4095)
+	// pr and pa are both in 0..4095, so no clamp above and no sign fix.
+	return max((m.pr+3*pa)>>2, 1)
 }
 
 func (m *litModel) update(bit int, node int) {
@@ -175,18 +182,18 @@ func (m *litModel) update(bit int, node int) {
 	*a = uint16(int32(*a) + (g-int32(*a))>>6)
 	w := &m.w[m.sel|node]
 	err := int32(bit<<12) - m.pr
-	for i := 0; i <= litInputs; i++ {
-		w[i] += (m.st[i]*err + 512) >> 10
-	}
+	w[litInputs] += (m.st[litInputs]*err + 512) >> 10
+	t := m.tab.t[:litInputs]
 	for i := 0; i < litInputs; i++ {
-		if updateSlot(&m.tab.t[i][m.idx[i]], bit, slotLimit) {
+		w[i] += (m.st[i]*err + 512) >> 10
+		if updateSlot(&t[i][m.idx[i]], bit, slotLimit) {
 			m.tab.touch(i, m.idx[i])
 		}
 	}
 }
 
 // code codes (or decodes) one literal byte after setContexts.
-func (m *litModel) code(bc bitCoder, b byte) byte {
+func (m *litModel) code(bc *binCoder, b byte) byte {
 	node := 1
 	for k := 7; k >= 0; k-- {
 		if k == 7 || k == 3 {

@@ -71,14 +71,13 @@ func TestCtrlModelRoundTrip(t *testing.T) {
 		{opCopy, 12, -1 << 32}, {opAdd, 2, 1 << 32}, {opCopy, 9, -1 << 32},
 		{opInsert, 1, 0}, {opAdd, 100, 5}, {opCopy, 1<<31 - 1, 123456789},
 	}
-	var e arithEncoder
-	e.x2 = 0xffffffff
+	e := binCoder{x2: 0xffffffff}
 	var ce ctrlModel
 	ce.reset(0)
 	for _, w := range want {
 		ce.op(&e, w.kind, w.n, w.align)
 	}
-	enc := &modelEncoder{arithEncoder: e}
+	enc := &modelEncoder{binCoder: e}
 	d := newModelDecoder(enc.finish(), 1<<20, 0, false, nil)
 	for i, w := range want {
 		kind, n, align, err := d.decodeOp()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 
 	"github.com/otakit/otakit/codec"
 )
@@ -173,6 +174,7 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 	table := make([]Block, nblocks)
 	var body bytes.Buffer
 	var ctrl, diff, lit, plain []byte
+	var scratch []byte // an add's differences, copied to diff or plain
 	var tmp [binary.MaxVarintLen64]byte
 	maxDecoded, maxModel, window := 0, 0, 0
 	var prevDM *modelEncoder // layout 2: model tables reused by every block
@@ -203,8 +205,8 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 			if dm != nil {
 				dm.encodeOp(o.kind, n, int64(src-t))
 			}
-			var field []byte
-			field = append(field, tmp[:head]...)
+			var fb [2 * binary.MaxVarintLen64]byte
+			field := append(fb[:0], tmp[:head]...)
 			if o.kind != opInsert {
 				k := binary.PutVarint(tmp[:], int64(src-sp))
 				field = append(field, tmp[:k]...)
@@ -213,7 +215,8 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 			var data []byte
 			switch o.kind {
 			case opAdd:
-				data = make([]byte, n)
+				scratch = slices.Grow(scratch[:0], n)[:n]
+				data = scratch
 				for i := range data {
 					data[i] = new[t+i] - old[src+i]
 				}
@@ -224,26 +227,31 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 				data = new[t : t+n]
 			}
 			if dm != nil && dm.lit != nil {
-				for i := 0; i < n; i++ {
-					if o.kind == opInsert {
-						dm.encodeLiteral(new[start:t+i], t+i, srcAt, new[t+i])
-					}
-					dm.lit.see(new[start : t+i+1])
-				}
 				if o.kind == opInsert {
+					for i := 0; i < n; i++ {
+						dm.encodeLiteral(new[start:t+i], t+i, srcAt, new[t+i])
+						dm.lit.see(new[start:t+i+1], t+i-start)
+					}
 					data = nil // coded above
+				} else {
+					dm.lit.see(new[start:t+n], t-start)
 				}
 			}
-			if layout == LayoutStream {
+			switch {
+			case layout == LayoutStream:
 				plain = append(plain, field...)
 				plain = append(plain, data...)
-			} else {
+			case layout == LayoutSplit:
 				ctrl = append(ctrl, field...)
 				if o.kind == opAdd {
 					diff = append(diff, data...)
 				} else {
 					lit = append(lit, data...)
 				}
+			case o.kind == opInsert:
+				// Layout 2's model stream holds the instructions and
+				// differences: only the codec's literals are kept.
+				lit = append(lit, data...)
 			}
 			t += n
 			consumed += n
