@@ -1,5 +1,7 @@
 package delta
 
+import "math/bits"
+
 // Layout 2 codes each block's instructions, ADD differences and (with codec
 // none) INSERT literals with context models and one binary arithmetic
 // coder: this file holds what they share (probability slots, mixing, the
@@ -96,6 +98,14 @@ func (s *slotTables) touch(i int, idx uint32) {
 	}
 }
 
+// lowNibbleSlot returns the slot within its group of bit-tree node 16..255
+// (the low nibble): the node's bits below its top five, with a leading one,
+// so 1, 2–3, 4–7 and 8–15 as the nibble's bits arrive.
+func lowNibbleSlot(node int) uint32 {
+	k := uint(bits.Len(uint(node)) - 5)
+	return uint32(node)&(1<<k-1) | 1<<k
+}
+
 func hashCtx(a, b uint32) uint32 { return (a*0x9E3779B1 ^ b) * 0x85EBCA77 }
 
 // binCoder is a carry-less binary arithmetic coder over 12-bit
@@ -148,10 +158,31 @@ func (c *binCoder) next() byte {
 // modelEncoder codes a layout-2 block's instructions, difference bytes
 // and, with codec none, literal bytes into its model stream.
 type modelEncoder struct {
+	blockModels
+	binCoder
+}
+
+// blockModels are the models of a layout-2 block.
+type blockModels struct {
 	m    *diffModel
 	lit  *litModel // nil when literals go through the codec
 	ctrl ctrlModel
-	binCoder
+}
+
+// reset readies the models for a block of n target bytes whose source
+// pointer starts at align bytes from its first target byte, reusing prev's
+// tables when prev is not nil.
+func (b *blockModels) reset(n int, align int64, literals bool, prev *blockModels) {
+	var pm *diffModel
+	var pl *litModel
+	if prev != nil {
+		pm, pl, b.ctrl = prev.m, prev.lit, prev.ctrl
+	}
+	b.m = newDiffModel(n, pm)
+	if literals {
+		b.lit = newLitModel(n, pl)
+	}
+	b.ctrl.reset(align)
 }
 
 // newModelEncoder returns an encoder for a block of n target bytes whose
@@ -159,16 +190,11 @@ type modelEncoder struct {
 // reuses prev's model tables when prev is not nil.
 func newModelEncoder(n int, align int64, literals bool, prev *modelEncoder) *modelEncoder {
 	e := &modelEncoder{binCoder: binCoder{x2: 0xffffffff}}
-	var pm *diffModel
-	var pl *litModel
+	var pb *blockModels
 	if prev != nil {
-		pm, pl, e.ctrl = prev.m, prev.lit, prev.ctrl
+		pb = &prev.blockModels
 	}
-	e.m = newDiffModel(n, pm)
-	if literals {
-		e.lit = newLitModel(n, pl)
-	}
-	e.ctrl.reset(align)
+	e.reset(n, align, literals, pb)
 	return e
 }
 
@@ -205,9 +231,7 @@ func b2i(b bool) int {
 
 // modelDecoder is the inverse of modelEncoder.
 type modelDecoder struct {
-	m    *diffModel
-	lit  *litModel // nil when literals come from the codec
-	ctrl ctrlModel
+	blockModels
 	binCoder
 }
 
@@ -216,16 +240,11 @@ type modelDecoder struct {
 // it reuses prev's model tables when prev is not nil.
 func newModelDecoder(in []byte, n int, align int64, literals bool, prev *modelDecoder) *modelDecoder {
 	d := &modelDecoder{binCoder: binCoder{x2: 0xffffffff, dec: true, in: in}}
-	var pm *diffModel
-	var pl *litModel
+	var pb *blockModels
 	if prev != nil {
-		pm, pl, d.ctrl = prev.m, prev.lit, prev.ctrl
+		pb = &prev.blockModels
 	}
-	d.m = newDiffModel(n, pm)
-	if literals {
-		d.lit = newLitModel(n, pl)
-	}
-	d.ctrl.reset(align)
+	d.reset(n, align, literals, pb)
 	for i := 0; i < 4; i++ {
 		d.x = d.x<<8 | uint32(d.next())
 	}

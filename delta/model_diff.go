@@ -1,9 +1,6 @@
 package delta
 
-import (
-	"encoding/binary"
-	"math/bits"
-)
+import "encoding/binary"
 
 // Differences in firmware come from relocated pointers and shifted branch
 // offsets: whether a byte changes, and by how much, depends on the source
@@ -143,8 +140,7 @@ func (m *diffModel) predict(node int) int32 {
 				m.base[i] = hashCtx(m.ctx[i], uint32(node)) >> m.shift &^ 15
 			}
 		}
-		k := uint(bits.Len(uint(node)) - 5)
-		sub = uint32(node)&(1<<k-1) | 1<<k
+		sub = lowNibbleSlot(node)
 	}
 	t := m.tab.t[:nInputs]
 	s0 := int32(stretchTab[slotP(t[0][node])])

@@ -135,8 +135,7 @@ func (m *litModel) predict(node int) int32 {
 	m.idx[0] = uint32(node)
 	sub := uint32(node)
 	if node >= 16 {
-		k := uint(bits.Len(uint(node)) - 5)
-		sub = uint32(node)&(1<<k-1) | 1<<k
+		sub = lowNibbleSlot(node)
 	}
 	t := m.tab.t[:litInputs]
 	s0 := int32(stretchTab[slotP(t[0][node])])
