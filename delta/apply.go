@@ -542,5 +542,8 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 	if ctrl.p != len(ctrl.b) || (layout != LayoutStream && (diff.p != len(diff.b) || lit.p != len(lit.b))) {
 		return nil, formatErr("unused data after the block's last instruction")
 	}
+	if dm != nil && !dm.ended() {
+		return nil, formatErr("model stream does not end where the block's last decision does")
+	}
 	return out, nil
 }

@@ -147,6 +147,13 @@ func (c *binCoder) codeBit(bit int, p int32) int {
 	return bit
 }
 
+// ended reports whether a decoder stands exactly where its encoder
+// finished: every byte read, none past the end, and the code value equal to
+// the 4 bytes of x1 the encoder ended with. The last bytes of an arithmetic
+// code are otherwise slack (many values decode alike), so without this a
+// damaged or extended tail would go unnoticed.
+func (c *binCoder) ended() bool { return c.p == len(c.in) && c.x == c.x1 }
+
 func (c *binCoder) next() byte {
 	c.p++
 	if c.p <= len(c.in) {

@@ -130,3 +130,32 @@ func TestDropShortAlignments(t *testing.T) {
 		})
 	}
 }
+
+// TestLayoutModelEveryByteMatters flips bits in every byte of a layout-2
+// block, including the arithmetic coder's final bytes, which many values
+// decode alike: each flip must fail the apply, not yield the target.
+func TestLayoutModelEveryByteMatters(t *testing.T) {
+	old, new := fuzzOld, fuzzNew()
+	patch, err := Create(old, new, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := Parse(patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := len(patch)
+	for _, b := range pt.Blocks {
+		body -= int(b.PackedSize)
+	}
+	for i := body; i < len(patch); i++ {
+		for _, bit := range []byte{0x01, 0x80} {
+			bad := bytes.Clone(patch)
+			bad[i] ^= bit
+			var out bytes.Buffer
+			if ApplyStream(bytes.NewReader(old), int64(len(old)), bytes.NewReader(bad), &out) == nil {
+				t.Fatalf("flipping bit %#x of byte %d (of %d) went unnoticed", bit, i, len(patch))
+			}
+		}
+	}
+}
