@@ -7,9 +7,10 @@
 //
 // Patches come in three formats: otakit's native format (documented in
 // docs/delta-format.md: SHA-256 of both images, restart points every block,
-// a model layout for the smallest patches, whose add differences are coded
-// by a context model that sees the source byte under them, and a stream
-// layout that a microcontroller applies in a few KiB, see delta/c), BSDIFF40 (Debian's
+// a model layout for the smallest patches, whose instructions, add
+// differences and literals are coded by context-mixing models that see the
+// source bytes under them, and a stream layout that a microcontroller
+// applies in a few KiB, see delta/c), BSDIFF40 (Debian's
 // bspatch; ENDSLEY/BSDIFF43 is read too) and RFC 3284 VCDIFF (xdelta3).
 //
 // Native patches apply in one pass. Parse and Patch.Apply take both images
@@ -17,7 +18,8 @@
 // io.Reader and the source through an io.ReaderAt, and hold the block table
 // (12 bytes per block), about 88 KiB of buffers and the codec's decoder
 // state, plus for layouts 1 and 2 one decoded block (at most
-// 12 × block_size + 33 bytes).
+// 12 × block_size + 33 bytes) and for layout 2 its models' tables (the
+// header's ApplierRAM gives the total).
 package delta
 
 import (

@@ -37,8 +37,8 @@ const (
 	// LayoutSplit groups control, add-difference and literal bytes into
 	// sections, which compress better; the applier buffers one block.
 	LayoutSplit Layout = 1
-	// LayoutModel is LayoutSplit with the add differences coded by a
-	// context-mixing model that sees the source byte under each difference;
+	// LayoutModel codes instructions, add differences and (with codec
+	// none) literals by context-mixing models and one arithmetic coder;
 	// the smallest patches, for Go appliers.
 	LayoutModel Layout = 2
 )
@@ -83,13 +83,15 @@ type Block struct {
 	CRC32      uint32 // CRC-32 (IEEE) of the target bytes the block produces
 }
 
-// Options control Create. A nil *Options means LayoutModel with lzma.
+// Options control Create. A nil *Options means LayoutModel with its own
+// literal model (codec none).
 type Options struct {
 	// Layout of the instruction stream; LayoutModel gives the smallest
 	// patches, LayoutStream the ones a microcontroller applies.
 	Layout Layout
-	// Codec compresses each block; nil means lzma, which gave the smallest
-	// patches on the firmware corpus.
+	// Codec compresses each block (for LayoutModel, only its literals);
+	// nil means none for LayoutModel, whose own literal model gave the
+	// smallest patches on the firmware corpus, and lzma otherwise.
 	Codec codec.Codec
 	// BlockSize is the restart interval in target bytes; 0 means
 	// DefaultBlockSize (stream) or DefaultSplitBlockSize (split).
