@@ -51,14 +51,12 @@ var rateTab = func() (t [16]int32) {
 	return
 }()
 
-// slotTables are a model's context tables. Their slots start at zero (P =
-// 1/2, count 0); a model that codes one block after another clears only the
-// slots the last block touched, so a small block costs little however
-// large the tables.
+// slotTables are a model's context tables of probability slots (see
+// adaptSlot). Their slots start at zero, which is P = 1/2, so fresh tables
+// cost nothing until a context touches them; the next block clears only
+// the tables' extent for the last block, which is proportional to it.
 type slotTables struct {
-	t     [][]uint16
-	dirty []uint32 // table<<24 | index of each slot touched, up to cap
-	full  bool     // more were touched than dirty holds: clear everything
+	t [][]uint16
 }
 
 // alloc makes the tables fresh: table 0 of n0 slots, the others of n.
@@ -68,33 +66,16 @@ func (s *slotTables) alloc(tables, n0, n int) {
 	for i := 1; i < tables; i++ {
 		s.t[i] = make([]uint16, n)
 	}
-	s.dirty = make([]uint32, 0, n/2)
 }
 
-// reset clears the touched slots and sizes the tables after table 0 to n
-// slots (at most their allocated size).
+// reset clears the slots and sizes the tables after table 0 to n slots (at
+// most their allocated size).
 func (s *slotTables) reset(n int) {
-	if s.full {
-		for _, t := range s.t {
-			clear(t[:cap(t)])
+	for i, t := range s.t {
+		clear(t)
+		if i > 0 {
+			s.t[i] = t[:n]
 		}
-	} else {
-		for _, d := range s.dirty {
-			s.t[d>>24][:cap(s.t[d>>24])][d&(1<<24-1)] = 0
-		}
-	}
-	s.dirty, s.full = s.dirty[:0], false
-	for i := 1; i < len(s.t); i++ {
-		s.t[i] = s.t[i][:n]
-	}
-}
-
-// touch records that slot idx of table i leaves its initial state.
-func (s *slotTables) touch(i int, idx uint32) {
-	if len(s.dirty) < cap(s.dirty) {
-		s.dirty = append(s.dirty, uint32(i)<<24|idx)
-	} else {
-		s.full = true
 	}
 }
 
@@ -281,25 +262,42 @@ func (d *modelDecoder) decodeAdd(dst []byte, src srcBytes, sp, tp int) {
 	d.m.codeAdd(&d.binCoder, dst, src, sp, tp)
 }
 
-// A slot packs a 12-bit P(1) over a 4-bit count, stored XOR slotInit so
-// that zero, which fresh memory already holds, is P = 1/2 and count 0: a
-// model's large tables cost nothing until a context touches them, and two
-// bytes a slot keep more of them in the cache.
+// A slot is a 16-bit P(1) stored XOR slotInit, so that zero, which fresh
+// memory already holds, is P = 1/2. The control model's slots and the
+// difference model's skip slots instead pack a 12-bit P(1) over a 4-bit
+// count (see updateSlot); both forms read through slotP.
 const slotInit = 2048 << 4
 
 // slotP returns the 12-bit P(1) of slot v.
 func slotP(v uint16) int32 { return int32((v ^ slotInit) >> 4) }
 
-// updateSlot moves slot v towards bit and reports whether v was fresh.
-func updateSlot(v *uint16, bit int, limit uint16) bool {
+// slotRate is how far, of 65536, a difference or literal slot moves
+// towards each bit: 1/4.5, a fixed rate, because firmware's contexts drift
+// (a relocation delta holds for one region, then another). On the corpus a
+// count-driven rate that starts faster and settles at this one coded no
+// smaller and cost a fifth of the models' time.
+const slotRate = 65536 * 2 / 9
+
+// adaptSlot moves slot v of a difference or literal table towards bit.
+func adaptSlot(v *uint16, bit int) {
+	p := int32(*v ^ slotInit)
+	// Never reaches 65536 or goes below 0: a step moves less than all the
+	// way, and the shift rounds towards the start.
+	p += (int32(bit)<<16 - p) * slotRate >> 16
+	*v = uint16(p) ^ slotInit
+}
+
+// updateSlot moves counted slot v towards bit: a slot seen n times moves
+// 1/(n+1.5) of the way, n saturating at 15. (Counts that stopped lower
+// coded larger on the corpus.)
+func updateSlot(v *uint16, bit int) {
 	x := *v ^ slotInit
 	n := x & 15
 	p := int32(x >> 4)
 	// No clamp: a step moves at most 2/3 of the way to 0 or 4096, so
 	// rounding down keeps p in 0..4095.
 	p += (int32(bit)<<12 - p) * rateTab[n] >> 16
-	*v = (uint16(p)<<4 | (n + uint16(b2i(n < limit)))) ^ slotInit
-	return n == 0
+	*v = (uint16(p)<<4 | (n + uint16(b2i(n < 15)))) ^ slotInit
 }
 
 // modelRAM returns the bytes of model state a layout-2 applier holds for
@@ -307,11 +305,11 @@ func updateSlot(v *uint16, bit int, limit uint16) bool {
 // the allocations above and goes into the header's applier_ram.
 func modelRAM(n int, literals bool) int {
 	bits := tableBits(n)
-	ram := 512*2 + (nInputs-1)<<bits*2 + 4*(1<<bits)/2 + // diff slots and touched list
+	ram := 512*2 + (nInputs-1)<<bits*2 + // diff slots
 		mixerSets*nInputs*4 + 1<<ctrlTableBits*2
 	if literals {
 		lb := min(bits+2, litMaxBits)
-		ram += 256*2 + (litInputs-1)<<lb*2 + 4*(1<<lb)/2 +
+		ram += 256*2 + (litInputs-1)<<lb*2 +
 			litSets*(litInputs+1)*4 + 1<<lastBits*4 + 8*256*33*2
 	}
 	return ram

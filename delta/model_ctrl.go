@@ -51,7 +51,7 @@ func (c *ctrlModel) slot(ctx uint32) (*uint16, int32) {
 func (c *ctrlModel) bit(bc *binCoder, ctx uint32, bit int) int {
 	v, p := c.slot(ctx)
 	bit = bc.codeBit(bit, p)
-	updateSlot(v, bit, 15)
+	updateSlot(v, bit)
 	return bit
 }
 

@@ -13,11 +13,6 @@ const (
 	nInputs      = 9
 	maxTableBits = 16 // hashed context tables hold at most 2^19 slots of 4 bytes
 	minTableBits = 10
-	// slotLimit caps the count of a difference or literal slot, so it
-	// keeps moving 1/5.5 of the way to each bit: firmware's contexts drift
-	// (a relocation delta holds for one region, then another), and on the
-	// corpus slots that settled (limit 255) coded 5% larger.
-	slotLimit = 4
 	// The mixer's weight set is chosen by node, byte lane and whether the
 	// previous difference was non-zero.
 	mixerSets = 256 * 8
@@ -131,6 +126,9 @@ func (m *diffModel) setContexts(src srcBytes, sp, tp int) {
 // share one group of 16, those of each low nibble another, so a byte costs
 // each table one or two cache lines.
 func (m *diffModel) predict(node int) int32 {
+	if node == 0 {
+		return m.predictChanged()
+	}
 	var dot int64
 	w := &m.w[m.sel|node]
 	sub := uint32(node)
@@ -159,14 +157,49 @@ func (m *diffModel) predict(node int) int32 {
 }
 
 func (m *diffModel) update(bit int, node int) {
+	if node == 0 {
+		m.updateChanged(bit)
+		return
+	}
 	w := &m.w[m.sel|node]
 	err := int32(bit<<12) - m.pr
 	t := m.tab.t[:nInputs]
 	for i := 0; i < nInputs; i++ {
 		w[i] += (m.st[i]*err + 512) >> 10
-		if updateSlot(&t[i][m.idx[i]], bit, slotLimit) {
-			m.tab.touch(i, m.idx[i])
-		}
+		adaptSlot(&t[i][m.idx[i]], bit)
+	}
+}
+
+// changedInputs are the inputs that predict the "changed?" decision. The
+// others (the older differences, the source word's upper bytes) add
+// nothing to it on the corpus, and leaving them out saves most bytes,
+// which are unchanged, three cache misses.
+var changedInputs = [...]int{0, 1, 2, 5, 7, 8}
+
+// predictChanged is predict for node 0, the "changed?" decision.
+func (m *diffModel) predictChanged() int32 {
+	var dot int64
+	w := &m.w[m.sel]
+	t := m.tab.t[:nInputs]
+	m.idx[0] = 0
+	for _, i := range changedInputs {
+		idx := m.base[i]
+		m.idx[i] = idx
+		st := int32(stretchTab[slotP(t[i][idx])])
+		m.st[i] = st
+		dot += int64(st) * int64(w[i])
+	}
+	m.pr = squash(int32(dot >> 16))
+	return m.pr
+}
+
+func (m *diffModel) updateChanged(bit int) {
+	w := &m.w[m.sel]
+	err := int32(bit<<12) - m.pr
+	t := m.tab.t[:nInputs]
+	for _, i := range changedInputs {
+		w[i] += (m.st[i]*err + 512) >> 10
+		adaptSlot(&t[i][m.idx[i]], bit)
 	}
 }
 
@@ -201,7 +234,7 @@ func (m *diffModel) codeAdd(bc *binCoder, d []byte, src srcBytes, sp, tp int) {
 			}
 			v := &m.skip[(min(m.quiet, 32)-quietRun)>>2|uint32(tp+i)&3<<3]
 			zero = bc.codeBit(zero, min(max(slotP(*v), 1), 4095))
-			updateSlot(v, zero, 30)
+			updateSlot(v, zero)
 			if zero == 1 {
 				clear(d[i : i+skipLen])
 				m.quiet = min(m.quiet+skipLen, 32)

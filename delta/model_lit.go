@@ -185,9 +185,7 @@ func (m *litModel) update(bit int, node int) {
 	t := m.tab.t[:litInputs]
 	for i := 0; i < litInputs; i++ {
 		w[i] += (m.st[i]*err + 512) >> 10
-		if updateSlot(&t[i][m.idx[i]], bit, slotLimit) {
-			m.tab.touch(i, m.idx[i])
-		}
+		adaptSlot(&t[i][m.idx[i]], bit)
 	}
 }
 
