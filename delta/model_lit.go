@@ -1,7 +1,5 @@
 package delta
 
-import "math/bits"
-
 // litModel predicts INSERT bytes. Inserted code resembles the code around
 // it: the model sees the target bytes before it (orders 1 to 3), the
 // source byte the most recent alignment puts under it, and the byte that
@@ -13,18 +11,13 @@ type litModel struct {
 	w      [][litInputs + 1]int32
 	ctx    [litInputs]uint32
 	base   [litInputs]uint32
-	idx    [litInputs]uint32
-	st     [litInputs + 1]int32
 	sel    int
-	pr     int32
 	shift  uint32
 	last   []int32  // hash of the 5 bytes before a block offset -> that offset
 	mpos   int      // block offset of the byte the match model predicts
 	mlen   int      // bytes the match has held, 0 if none
 	expect int      // predicted byte, or -1
 	apm    []uint16 // (previous byte>>5, node) -> 33 interpolated 12-bit probabilities
-	apmIdx int      // SSE bucket of the current bit
-	apmW   int32    // its interpolation weight (of 128)
 	c1     uint32   // the previous byte
 }
 
@@ -129,75 +122,64 @@ func (m *litModel) nibble(node int) {
 	}
 }
 
-func (m *litModel) predict(node int) int32 {
-	var dot int64
-	w := &m.w[m.sel|node]
-	m.idx[0] = uint32(node)
-	sub := uint32(node)
-	if node >= 16 {
-		sub = lowNibbleSlot(node)
-	}
-	t := m.tab.t[:litInputs]
-	s0 := int32(stretchTab[slotP(t[0][node])])
-	m.st[0] = s0
-	dot += int64(s0) * int64(w[0])
-	for i := 1; i < litInputs; i++ {
-		idx := m.base[i] | sub
-		m.idx[i] = idx
-		st := int32(stretchTab[slotP(t[i][idx])])
-		m.st[i] = st
-		dot += int64(st) * int64(w[i])
-	}
-	// The match input: the predicted bit, the surer the longer the match,
-	// while the bits so far agree with the predicted byte.
-	m.st[litInputs] = 0
-	if m.expect >= 0 {
-		k := bits.Len(uint(node)) - 1 // bits of the byte known so far
-		if (m.expect|256)>>(8-k) == node {
-			s := int32(min(m.mlen, 32)) * 64
-			if m.expect>>(7-k)&1 == 0 {
-				s = -s
-			}
-			m.st[litInputs] = s
-		}
-	}
-	dot += int64(m.st[litInputs]) * int64(w[litInputs])
-	m.pr = squash(int32(dot >> 16))
-	// Refine by the previous byte and node: interpolate between the two
-	// nearest of 33 buckets of the stretched prediction.
-	st := int32(stretchTab[m.pr]) + 2048
-	m.apmW = st & 127
-	m.apmIdx = (int(m.c1>>5)<<8|node)*33 + int(st>>7)
-	pa := (int32(m.apm[m.apmIdx])*(128-m.apmW) + int32(m.apm[m.apmIdx+1])*m.apmW) >> 11
-	// pr and pa are both in 0..4095, so no clamp above and no sign fix.
-	return max((m.pr+3*pa)>>2, 1)
-}
-
-func (m *litModel) update(bit int, node int) {
-	g := int32(bit) << 16
-	a := &m.apm[m.apmIdx]
-	*a = uint16(int32(*a) + (g-int32(*a))>>6)
-	a = &m.apm[m.apmIdx+1]
-	*a = uint16(int32(*a) + (g-int32(*a))>>6)
-	w := &m.w[m.sel|node]
-	err := int32(bit<<12) - m.pr
-	w[litInputs] += (m.st[litInputs]*err + 512) >> 10
-	t := m.tab.t[:litInputs]
-	for i := 0; i < litInputs; i++ {
-		w[i] += (m.st[i]*err + 512) >> 10
-		adaptSlot(&t[i][m.idx[i]], bit)
-	}
-}
-
-// code codes (or decodes) one literal byte after setContexts.
+// code codes (or decodes) one literal byte after setContexts: eight
+// decisions along the bit tree, each mixing the inputs' slots and the match
+// input, refined by SSE. Prediction and update share one loop body, so the
+// slots' addresses and stretches stay in locals between them.
 func (m *litModel) code(bc *binCoder, b byte) byte {
+	t := m.tab.t[:litInputs]
+	var slot [litInputs]*uint16
+	var st [litInputs + 1]int32
 	node := 1
 	for k := 7; k >= 0; k-- {
 		if k == 7 || k == 3 {
 			m.nibble(node)
 		}
-		bit := bc.codeBit(int(b>>k)&1, m.predict(node))
-		m.update(bit, node)
+		sub := uint32(node)
+		if node >= 16 {
+			sub = lowNibbleSlot(node)
+		}
+		w := &m.w[m.sel|node]
+		slot[0] = &t[0][node]
+		st[0] = int32(stretchTab[slotP(*slot[0])])
+		dot := int64(st[0]) * int64(w[0])
+		for i := 1; i < litInputs; i++ {
+			v := &t[i][m.base[i]|sub]
+			slot[i] = v
+			st[i] = int32(stretchTab[slotP(*v)])
+			dot += int64(st[i]) * int64(w[i])
+		}
+		// The match input: the predicted bit, the surer the longer the
+		// match, while the bits so far agree with the predicted byte.
+		st[litInputs] = 0
+		if m.expect >= 0 && (m.expect|256)>>(k+1) == node {
+			s := int32(min(m.mlen, 32)) * 64
+			if m.expect>>k&1 == 0 {
+				s = -s
+			}
+			st[litInputs] = s
+		}
+		dot += int64(st[litInputs]) * int64(w[litInputs])
+		pr := squash(int32(dot >> 16))
+		// Refine by the previous byte and node: interpolate between the
+		// two nearest of 33 buckets of the stretched prediction.
+		sp := int32(stretchTab[pr]) + 2048
+		aw := sp & 127
+		a := m.apm[(int(m.c1>>5)<<8|node)*33+int(sp>>7):]
+		a = a[:2]
+		pa := (int32(a[0])*(128-aw) + int32(a[1])*aw) >> 11
+		// pr and pa are both in 0..4095, so no clamp above and no sign fix.
+		bit := bc.codeBit(int(b>>k)&1, max((pr+3*pa)>>2, 1))
+
+		g := int32(bit) << 16
+		a[0] = uint16(int32(a[0]) + (g-int32(a[0]))>>6)
+		a[1] = uint16(int32(a[1]) + (g-int32(a[1]))>>6)
+		err := int32(bit<<12) - pr
+		for i, v := range slot {
+			w[i] += (st[i]*err + 512) >> 10
+			adaptSlot(v, bit)
+		}
+		w[litInputs] += (st[litInputs]*err + 512) >> 10
 		node = node<<1 | bit
 	}
 	return byte(node)
