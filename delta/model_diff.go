@@ -27,10 +27,7 @@ type diffModel struct {
 	w     [][nInputs]int32 // mixer weights (16.16)
 	ctx   [nInputs]uint32  // per-byte context hashes
 	base  [nInputs]uint32  // slot group of the current nibble, per context
-	idx   [nInputs]uint32
-	st    [nInputs]int32
 	sel   int
-	pr    int32
 	hist  [4]byte    // last differences, newest first
 	quiet uint32     // bytes since the last non-zero difference, capped
 	skip  [32]uint16 // "next skipLen unchanged?" by quiet and lane
@@ -104,35 +101,44 @@ func (m *diffModel) setContexts(src srcBytes, sp, tp int) {
 		word = src.at(w) | src.at(w+1)<<8 | src.at(w+2)<<16 | src.at(w+3)<<24
 		half = src.at(h) | src.at(h+1)<<8 | src.at(h+2)<<16 | src.at(h+3)<<24
 	}
+	// The first changedInputs contexts also predict the "changed?" decision;
+	// the rest only a changed byte's value.
 	m.ctx = [nInputs]uint32{
 		0,
 		hashCtx(1, d1),
 		hashCtx(2, s<<1|changed),
-		hashCtx(3, d4<<8|d2),
-		hashCtx(4, lane<<24|word>>8),
 		hashCtx(5, lane<<24|word>>12<<4|d1&15),
-		hashCtx(6, lane<<16|d4<<8|s),
 		hashCtx(7, uint32(tp&1)<<24|half&0xf800f800|d1<<16|d2),
 		hashCtx(8, lane<<16|m.quiet<<8|next),
+		hashCtx(3, d4<<8|d2),
+		hashCtx(4, lane<<24|word>>8),
+		hashCtx(6, lane<<16|d4<<8|s),
 	}
 	m.sel = int(changed|lane<<1) << 8
-	for i := 1; i < nInputs; i++ {
+	for i := 1; i < changedInputs; i++ {
 		m.base[i] = hashCtx(m.ctx[i], 0) >> m.shift &^ 15
 	}
 }
 
-// predict returns P(next bit = 1) in 12 bits at node. A context's slots
-// for nodes 0 to 15 (the "changed?" decision and the value's high nibble)
-// share one group of 16, those of each low nibble another, so a byte costs
-// each table one or two cache lines.
-func (m *diffModel) predict(node int) int32 {
-	if node == 0 {
-		return m.predictChanged()
-	}
-	var dot int64
-	w := &m.w[m.sel|node]
+// changedInputs is how many of the inputs (the first ones) predict the
+// "changed?" decision. The others (the older differences, the source
+// word's upper bytes) add nothing to it on the corpus, and leaving them out
+// saves most bytes, which are unchanged, three cache misses.
+const changedInputs = 6
+
+// decide codes one decision at node (decoding, it ignores bit and returns
+// the decoded one), mixing the first n inputs. A context's slots for nodes
+// 0 to 15 (the "changed?" decision and the value's high nibble) share one
+// group of 16, those of each low nibble another, so a byte costs each table
+// one or two cache lines.
+func (m *diffModel) decide(bc *binCoder, bit, node, n int) int {
 	sub := uint32(node)
-	if node >= 16 {
+	switch {
+	case node == 1:
+		for i := changedInputs; i < nInputs; i++ {
+			m.base[i] = hashCtx(m.ctx[i], 0) >> m.shift &^ 15
+		}
+	case node >= 16:
 		if node < 32 {
 			for i := 1; i < nInputs; i++ {
 				m.base[i] = hashCtx(m.ctx[i], uint32(node)) >> m.shift &^ 15
@@ -141,66 +147,26 @@ func (m *diffModel) predict(node int) int32 {
 		sub = lowNibbleSlot(node)
 	}
 	t := m.tab.t[:nInputs]
-	s0 := int32(stretchTab[slotP(t[0][node])])
-	m.idx[0] = uint32(node)
-	m.st[0] = s0
-	dot += int64(s0) * int64(w[0])
-	for i := 1; i < nInputs; i++ {
-		idx := m.base[i] | sub
-		m.idx[i] = idx
-		st := int32(stretchTab[slotP(t[i][idx])])
-		m.st[i] = st
-		dot += int64(st) * int64(w[i])
-	}
-	m.pr = squash(int32(dot >> 16))
-	return m.pr
-}
-
-func (m *diffModel) update(bit int, node int) {
-	if node == 0 {
-		m.updateChanged(bit)
-		return
-	}
 	w := &m.w[m.sel|node]
-	err := int32(bit<<12) - m.pr
-	t := m.tab.t[:nInputs]
-	for i := 0; i < nInputs; i++ {
-		w[i] += (m.st[i]*err + 512) >> 10
-		adaptSlot(&t[i][m.idx[i]], bit)
+	var slot [nInputs]*uint16
+	var st [nInputs]int32
+	slot[0] = &t[0][node]
+	st[0] = int32(stretchTab[slotP(*slot[0])])
+	dot := int64(st[0]) * int64(w[0])
+	for i := 1; i < n; i++ {
+		v := &t[i][m.base[i]|sub]
+		slot[i] = v
+		st[i] = int32(stretchTab[slotP(*v)])
+		dot += int64(st[i]) * int64(w[i])
 	}
-}
-
-// changedInputs are the inputs that predict the "changed?" decision. The
-// others (the older differences, the source word's upper bytes) add
-// nothing to it on the corpus, and leaving them out saves most bytes,
-// which are unchanged, three cache misses.
-var changedInputs = [...]int{0, 1, 2, 5, 7, 8}
-
-// predictChanged is predict for node 0, the "changed?" decision.
-func (m *diffModel) predictChanged() int32 {
-	var dot int64
-	w := &m.w[m.sel]
-	t := m.tab.t[:nInputs]
-	m.idx[0] = 0
-	for _, i := range changedInputs {
-		idx := m.base[i]
-		m.idx[i] = idx
-		st := int32(stretchTab[slotP(t[i][idx])])
-		m.st[i] = st
-		dot += int64(st) * int64(w[i])
+	pr := squash(int32(dot >> 16))
+	bit = bc.codeBit(bit, pr)
+	err := int32(bit<<12) - pr
+	for i, v := range slot[:n] {
+		w[i] += (st[i]*err + 512) >> 10
+		adaptSlot(v, bit)
 	}
-	m.pr = squash(int32(dot >> 16))
-	return m.pr
-}
-
-func (m *diffModel) updateChanged(bit int) {
-	w := &m.w[m.sel]
-	err := int32(bit<<12) - m.pr
-	t := m.tab.t[:nInputs]
-	for _, i := range changedInputs {
-		w[i] += (m.st[i]*err + 512) >> 10
-		adaptSlot(&t[i][m.idx[i]], bit)
-	}
+	return bit
 }
 
 func (m *diffModel) push(d byte) {
@@ -255,15 +221,11 @@ func (m *diffModel) codeAdd(bc *binCoder, d []byte, src srcBytes, sp, tp int) {
 // offset tp; decoding, b is ignored and the decoded byte returned.
 func (m *diffModel) codeByte(bc *binCoder, b byte, src srcBytes, sp, tp int) byte {
 	m.setContexts(src, sp, tp)
-	nz := bc.codeBit(b2i(b != 0), m.predict(0))
-	m.update(nz, 0)
 	v := byte(0)
-	if nz == 1 {
+	if m.decide(bc, b2i(b != 0), 0, changedInputs) == 1 {
 		node := 1
 		for k := 7; k >= 0; k-- {
-			bit := bc.codeBit(int(b>>k)&1, m.predict(node))
-			m.update(bit, node)
-			node = node<<1 | bit
+			node = node<<1 | m.decide(bc, int(b>>k)&1, node, nInputs)
 		}
 		v = byte(node)
 	}
