@@ -402,20 +402,6 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 	sb, inMemory := old.(sliceSource)
 	srcSize := old.size()
 	var span []byte // layout 2: an add's source bytes, when old is not in memory
-	// srcByte reads one source byte for the literal model (0 outside).
-	srcByte := func(i int64) (uint32, error) {
-		if i < 0 || i >= srcSize {
-			return 0, nil
-		}
-		if inMemory {
-			return uint32(sb[i]), nil
-		}
-		b, err := old.at(i, 1)
-		if err != nil {
-			return 0, err
-		}
-		return uint32(b[0]), nil
-	}
 	start := len(out)
 	for len(out)-start < tlen {
 		var kind opKind
@@ -518,11 +504,7 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 		case opInsert:
 			if dm != nil && dm.lit != nil {
 				for ; n > 0; n-- {
-					b, err := dm.decodeLiteral(out[start:], tbase+len(out)-start, srcByte)
-					if err != nil {
-						return nil, err
-					}
-					out = append(out, b)
+					out = append(out, dm.decodeLiteral(out[start:], tbase+len(out)-start))
 					dm.lit.see(out[start:], len(out)-1-start)
 				}
 				if dm.p > len(dm.in)+8 {

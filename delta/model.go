@@ -187,9 +187,9 @@ func newModelEncoder(n int, align int64, literals bool, prev *modelEncoder) *mod
 }
 
 // encodeLiteral codes literal b at absolute target offset tp after out, the
-// block's target bytes so far; src reads the source (0 outside).
-func (e *modelEncoder) encodeLiteral(out []byte, tp int, src func(int64) uint32, b byte) {
-	e.lit.setContexts(out, tp, src(int64(tp)+e.ctrl.reps[0]))
+// block's target bytes so far.
+func (e *modelEncoder) encodeLiteral(out []byte, tp int, b byte) {
+	e.lit.setContexts(out, tp)
 	e.lit.code(&e.binCoder, b)
 }
 
@@ -240,14 +240,10 @@ func newModelDecoder(in []byte, n int, align int64, literals bool, prev *modelDe
 }
 
 // decodeLiteral returns the literal at absolute target offset tp after
-// out, the block's target bytes so far; src reads the source (0 outside).
-func (d *modelDecoder) decodeLiteral(out []byte, tp int, src func(int64) (uint32, error)) (byte, error) {
-	s0, err := src(int64(tp) + d.ctrl.reps[0])
-	if err != nil {
-		return 0, err
-	}
-	d.lit.setContexts(out, tp, s0)
-	return d.lit.code(&d.binCoder, 0), nil
+// out, the block's target bytes so far.
+func (d *modelDecoder) decodeLiteral(out []byte, tp int) byte {
+	d.lit.setContexts(out, tp)
+	return d.lit.code(&d.binCoder, 0)
 }
 
 // decodeOp reads an instruction: its kind, length and, for copies and

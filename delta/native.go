@@ -179,13 +179,7 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 	var scratch []byte // an add's differences, copied to diff or plain
 	var tmp [binary.MaxVarintLen64]byte
 	maxDecoded, maxModel, window := 0, 0, 0
-	var prevDM *modelEncoder // layout 2: model tables reused by every block
-	srcAt := func(i int64) uint32 {
-		if i >= 0 && i < int64(len(old)) {
-			return uint32(old[i])
-		}
-		return 0
-	}
+	var prevDM *modelEncoder    // layout 2: model tables reused by every block
 	sp, oi, consumed := 0, 0, 0 // consumed: bytes of ops[oi] already emitted
 	for b := 0; b < nblocks; b++ {
 		start := b * bs
@@ -231,7 +225,7 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 			if dm != nil && dm.lit != nil {
 				if o.kind == opInsert {
 					for i := 0; i < n; i++ {
-						dm.encodeLiteral(new[start:t+i], t+i, srcAt, new[t+i])
+						dm.encodeLiteral(new[start:t+i], t+i, new[t+i])
 						dm.lit.see(new[start:t+i+1], t+i-start)
 					}
 					data = nil // coded above
