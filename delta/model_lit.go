@@ -59,7 +59,7 @@ func newLitModel(n int, prev *litModel) *litModel {
 func (m *litModel) see(out []byte, from int) {
 	for k := from + 1; k <= len(out); k++ {
 		if m.mlen > 0 {
-			if m.expect == int(out[k-1]) {
+			if m.mpos < k-1 && out[m.mpos] == out[k-1] {
 				m.mlen++
 				m.mpos++
 			} else {
