@@ -414,7 +414,7 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 			if derr != nil {
 				return nil, derr
 			}
-			if dm.p > len(dm.in)+8 {
+			if dm.overrun() {
 				return nil, formatErr("modelled instructions run past the end of the block")
 			}
 			kind, n64, np = k, uint64(n), t+align
@@ -463,14 +463,11 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 				dm.decodeAdd(out[o:], view, int(np), t)
 				// A damaged stream is caught by the block CRC; this bounds
 				// the work a hostile one can cause past its end.
-				if dm.p > len(dm.in)+8 {
+				if dm.overrun() {
 					return nil, formatErr("modelled differences run past the end of the block")
 				}
 				for k := range n {
 					out[o+k] += byte(view.at(int(np) + k))
-				}
-				if dm.lit != nil {
-					dm.lit.see(out[start:], o-start)
 				}
 				sp = int(np) + n
 				continue
@@ -486,9 +483,6 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 				np += int64(len(src))
 				if kind == opCopy {
 					out = append(out, src...)
-					if dm != nil && dm.lit != nil {
-						dm.lit.see(out[start:], len(out)-len(src)-start)
-					}
 				} else {
 					dd := diff.b[diff.p : diff.p+len(src)]
 					diff.p += len(src)
@@ -505,10 +499,9 @@ func runBlock(out []byte, old source, plain []byte, sp, tbase, tlen int, layout 
 			if dm != nil && dm.lit != nil {
 				for ; n > 0; n-- {
 					out = append(out, dm.decodeLiteral(out[start:], tbase+len(out)-start))
-					dm.lit.see(out[start:], len(out)-1-start)
-				}
-				if dm.p > len(dm.in)+8 {
-					return nil, formatErr("modelled literals run past the end of the block")
+					if dm.overrun() {
+						return nil, formatErr("modelled literals run past the end of the block")
+					}
 				}
 				continue
 			}

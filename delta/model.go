@@ -135,6 +135,12 @@ func (c *binCoder) codeBit(bit int, p int32) int {
 // damaged or extended tail would go unnoticed.
 func (c *binCoder) ended() bool { return c.p == len(c.in) && c.x == c.x1 }
 
+// overrun reports whether a decoder has read well past the end of its
+// stream: the stream is damaged or hostile. Past the end it reads zeros,
+// which a model soon predicts almost for free, so a long instruction would
+// otherwise decode garbage up to the block size before anyone looked.
+func (c *binCoder) overrun() bool { return c.p > len(c.in)+8 }
+
 func (c *binCoder) next() byte {
 	c.p++
 	if c.p <= len(c.in) {

@@ -189,7 +189,7 @@ const (
 // codeAdd codes (encoding, from d) or decodes (into d) the difference
 // bytes of an add at source offset sp and target offset tp.
 func (m *diffModel) codeAdd(bc *binCoder, d []byte, src srcBytes, sp, tp int) {
-	for i := 0; i < len(d); {
+	for i := 0; i < len(d) && !bc.overrun(); {
 		if m.quiet >= quietRun && len(d)-i >= skipLen {
 			zero := 1
 			for _, b := range d[i : i+skipLen] {

@@ -159,3 +159,27 @@ func TestLayoutModelEveryByteMatters(t *testing.T) {
 		}
 	}
 }
+
+// TestModelDecoderStopsPastEnd decodes a long add and long literals from a
+// 3-byte stream: past the end the decoder reads zeros, which the models
+// soon predict almost for free, so it must stop once it has read 8 of them
+// rather than decode garbage for the instruction's whole length.
+func TestModelDecoderStopsPastEnd(t *testing.T) {
+	stream := []byte{0x12, 0x34, 0x56}
+	old := make([]byte, 1<<20)
+	d := newModelDecoder(stream, len(old), 0, true, nil)
+	d.decodeAdd(make([]byte, len(old)), srcBytes{b: old}, 0, 0)
+	// One byte's decisions may read a few bytes more after the 9th.
+	if !d.overrun() || d.p > len(stream)+9+8 {
+		t.Fatalf("add: read %d bytes of a %d-byte stream, want to stop soon after %d", d.p, len(stream), len(stream)+9)
+	}
+
+	d = newModelDecoder(stream, len(old), 0, true, nil)
+	var out []byte
+	for len(out) < len(old) && !d.overrun() {
+		out = append(out, d.decodeLiteral(out, len(out)))
+	}
+	if len(out) == len(old) {
+		t.Fatalf("literals: decoded %d bytes from a %d-byte stream without noticing its end", len(out), len(stream))
+	}
+}

@@ -222,16 +222,11 @@ func encodeNative(old, new []byte, ops []op, layout Layout, c codec.Codec, bs in
 			case opInsert:
 				data = new[t : t+n]
 			}
-			if dm != nil && dm.lit != nil {
-				if o.kind == opInsert {
-					for i := 0; i < n; i++ {
-						dm.encodeLiteral(new[start:t+i], t+i, new[t+i])
-						dm.lit.see(new[start:t+i+1], t+i-start)
-					}
-					data = nil // coded above
-				} else {
-					dm.lit.see(new[start:t+n], t-start)
+			if dm != nil && dm.lit != nil && o.kind == opInsert {
+				for i := 0; i < n; i++ {
+					dm.encodeLiteral(new[start:t+i], t+i, new[t+i])
 				}
+				data = nil // coded above
 			}
 			switch {
 			case layout == LayoutStream:
