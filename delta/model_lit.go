@@ -54,9 +54,8 @@ func newLitModel(n int, prev *litModel) *litModel {
 	return m
 }
 
-// see records the block's newest target bytes, out[from:], for the match
-// model; it is called for every target byte, not only literals, so it
-// takes a run of them.
+// see records the block's target bytes out[from:] for the match model, in
+// order, following or dropping the match it holds.
 func (m *litModel) see(out []byte, from int) {
 	for k := from + 1; k <= len(out); k++ {
 		if m.mlen > 0 {
