@@ -255,12 +255,6 @@ func diffOps(old, new []byte, tu tuning) []op {
 		ops = append(ops, op{kind: kind, n: n, src: src})
 	}
 	a, b := tu.matchGain, tu.mismatchCost
-	oldAt := func(i int) int {
-		if i >= 0 && i < len(old) {
-			return int(old[i])
-		}
-		return -1
-	}
 
 	scan, n, lastScan, lastPos, lastOff := 0, 0, 0, 0, 0
 	pos := 0
@@ -270,10 +264,9 @@ func diffOps(old, new []byte, tu tuning) []op {
 		scan = scsc
 		for ; scan < len(new); scan++ {
 			pos, n = m.longest(new[scan:])
-			for ; scsc < scan+n; scsc++ {
-				if oldAt(scsc+lastOff) == int(new[scsc]) {
-					oldScore++
-				}
+			if scsc < scan+n {
+				oldScore += countEqual(old, scsc+lastOff, new[scsc:scan+n])
+				scsc = scan + n
 			}
 			if (n == oldScore && n != 0) || n > oldScore+tu.newMatch {
 				break
@@ -285,39 +278,18 @@ func diffOps(old, new []byte, tu tuning) []op {
 			if n > 2*skipKeep {
 				skip = n - skipKeep
 			}
-			for k := 0; k < skip; k++ {
-				if oldAt(scan+k+lastOff) == int(new[scan+k]) {
-					oldScore--
-				}
-			}
+			oldScore -= countEqual(old, scan+lastOff, new[scan:scan+skip])
 			scan += skip - 1
 		}
 		if n == oldScore && scan != len(new) {
 			continue
 		}
 		// Extend the previous alignment forward.
-		s, best, lenf := 0, 0, 0
-		for i := 0; lastScan+i < scan && lastPos+i < len(old); {
-			if old[lastPos+i] == new[lastScan+i] {
-				s++
-			}
-			i++
-			if sc := a*s - b*(i-s); sc > best {
-				best, lenf = sc, i
-			}
-		}
+		lenf := extendForward(old[lastPos:], new[lastScan:scan], a, b)
 		// Extend the new match backward.
 		lenb := 0
 		if scan < len(new) {
-			s, best = 0, 0
-			for i := 1; scan >= lastScan+i && pos >= i; i++ {
-				if old[pos-i] == new[scan-i] {
-					s++
-				}
-				if sc := a*s - b*(i-s); sc > best {
-					best, lenb = sc, i
-				}
-			}
+			lenb = extendBackward(old[:pos], new[lastScan:scan], a, b)
 		}
 		if lastScan+lenf > scan-lenb {
 			overlap := lastScan + lenf - (scan - lenb)
@@ -343,6 +315,130 @@ func diffOps(old, new []byte, tu tuning) []op {
 		lastOff = pos - scan
 	}
 	return ops
+}
+
+// eqBytes returns 0x80 in each byte of x that is zero and 0 elsewhere.
+func eqBytes(x uint64) uint64 {
+	const lo7 = 0x7f7f7f7f7f7f7f7f
+	return ^((x&lo7 + lo7) | x | lo7)
+}
+
+// countEqual counts the k for which old[o+k] == q[k]; positions outside
+// old never match.
+func countEqual(old []byte, o int, q []byte) int {
+	c := 0
+	if len(q) < 8 { // the common case: a byte or two per call
+		for k, v := range q {
+			if i := o + k; uint(i) < uint(len(old)) && old[i] == v {
+				c++
+			}
+		}
+		return c
+	}
+	k0, k1 := max(0, -o), min(len(q), len(old)-o)
+	if k0 >= k1 {
+		return 0
+	}
+	x, y := old[o+k0:o+k1], q[k0:k1]
+	for len(x) >= 8 {
+		c += bits.OnesCount64(eqBytes(binary.LittleEndian.Uint64(x) ^ binary.LittleEndian.Uint64(y)))
+		x, y = x[8:], y[8:]
+	}
+	for i := range x {
+		if x[i] == y[i] {
+			c++
+		}
+	}
+	return c
+}
+
+// extendForward returns the length i of the common-start stretch of x and
+// y that first maximises a*matches - b*mismatches over x[:i] (0 if no
+// length scores above 0). Eight bytes go at a time: a word whose matches
+// cannot lift the score above the best so far needs no byte-wise scan.
+func extendForward(x, y []byte, a, b int) int {
+	l := min(len(x), len(y))
+	s, best, n := 0, 0, 0 // s is the score of x[:i]
+	i := 0
+	for ; i+8 <= l; i += 8 {
+		d := binary.LittleEndian.Uint64(x[i:]) ^ binary.LittleEndian.Uint64(y[i:])
+		k := bits.OnesCount64(eqBytes(d))
+		if s+a*k <= best {
+			s += a*k - b*(8-k)
+			continue
+		}
+		if d == 0 { // the score rises at each byte
+			s += 8 * a
+			best, n = s, i+8
+			continue
+		}
+		for j := range 8 {
+			if d&0xff == 0 {
+				s += a
+			} else {
+				s -= b
+			}
+			d >>= 8
+			if s > best {
+				best, n = s, i+j+1
+			}
+		}
+	}
+	for ; i < l; i++ {
+		if x[i] == y[i] {
+			s += a
+		} else {
+			s -= b
+		}
+		if s > best {
+			best, n = s, i+1
+		}
+	}
+	return n
+}
+
+// extendBackward is extendForward over the ends of x and y, read backwards.
+func extendBackward(x, y []byte, a, b int) int {
+	l := min(len(x), len(y))
+	x, y = x[len(x)-l:], y[len(y)-l:]
+	s, best, n := 0, 0, 0
+	i := 0 // bytes consumed from the end
+	for ; i+8 <= l; i += 8 {
+		// Big-endian: the last byte lands lowest, so d goes in scan order.
+		d := binary.BigEndian.Uint64(x[l-i-8:]) ^ binary.BigEndian.Uint64(y[l-i-8:])
+		k := bits.OnesCount64(eqBytes(d))
+		if s+a*k <= best {
+			s += a*k - b*(8-k)
+			continue
+		}
+		if d == 0 { // the score rises at each byte
+			s += 8 * a
+			best, n = s, i+8
+			continue
+		}
+		for j := range 8 {
+			if d&0xff == 0 {
+				s += a
+			} else {
+				s -= b
+			}
+			d >>= 8
+			if s > best {
+				best, n = s, i+j+1
+			}
+		}
+	}
+	for ; i < l; i++ {
+		if x[l-1-i] == y[l-1-i] {
+			s += a
+		} else {
+			s -= b
+		}
+		if s > best {
+			best, n = s, i+1
+		}
+	}
+	return n
 }
 
 // splitAdds rewrites each add so that stretches of at least minRun
