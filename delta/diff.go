@@ -163,7 +163,10 @@ func (m *matcher) longest(q []byte) (pos, n int) {
 				b = h
 			}
 		}
-		c, d := a, len(keys) // first key > qk
+		c, d := a, len(keys) // first key > qk; usually a, as few keys equal qk
+		if c < d && keys[c] > qk {
+			d = c
+		}
 		for c < d {
 			h := int(uint(c+d) >> 1)
 			if keys[h] <= qk {
@@ -211,8 +214,21 @@ func (m *matcher) search(q []byte, lo, hi, llo, lhi int) (pos, n int, cut bool) 
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
 		s := old[sa[mid]:]
-		k0 := min(llo, lhi)
-		k := k0 + commonPrefix(s[k0:], q[k0:], m.cap-k0)
+		// commonPrefix(s, q, m.cap) from k0, written out: a call here
+		// makes the compiler spill the loop's state at every probe.
+		k, end := min(llo, lhi), min(len(s), len(q), m.cap)
+		for k+8 <= end {
+			x := binary.LittleEndian.Uint64(s[k:]) ^ binary.LittleEndian.Uint64(q[k:])
+			if x != 0 {
+				k += bits.TrailingZeros64(x) / 8
+				end = k
+				break
+			}
+			k += 8
+		}
+		for k < end && s[k] == q[k] {
+			k++
+		}
 		if k == m.cap || k == len(q) {
 			llo, lo = k, mid
 			cut = true
