@@ -59,26 +59,29 @@ func sais[T symbol](s []T, sa []int32, k int) {
 		// Branch-free: on firmware the comparisons are close to random,
 		// and mispredicted branches cost more than the arithmetic.
 		var next uint8 // type of i+1 (1 = S)
+		c1 := s[n-1]
 		for i := n - 2; i >= 0; i-- {
+			c0 := s[i]
 			var lt, eq uint8
-			if s[i] < s[i+1] {
+			if c0 < c1 {
 				lt = 1
 			}
-			if s[i] == s[i+1] {
+			if c0 == c1 {
 				eq = 1
 			}
 			cur := lt | eq&next
 			if cur < next && !yield(i+1) {
 				return
 			}
-			next = cur
+			next, c1 = cur, c0
 		}
 	}
 	for i := range lms {
 		c := s[i]
-		bkt[c]--
-		sa[bkt[c]] = int32(i)
-		pre[bkt[c]] = s[i-1]
+		j := bkt[c] - 1
+		bkt[c] = j
+		sa[j] = int32(i)
+		pre[j] = s[i-1]
 	}
 	top := induce(s, sa, pre, cnt, bkt, true)
 
@@ -146,9 +149,10 @@ func sais[T symbol](s []T, sa []int32, k int) {
 		p := sa[i]
 		sa[i] = 0
 		c := s[p]
-		bkt[c]--
-		sa[bkt[c]] = p
-		pre[bkt[c]] = s[p-1]
+		j := bkt[c] - 1
+		bkt[c] = j
+		sa[j] = p
+		pre[j] = s[p-1]
 	}
 	induce(s, sa, pre, cnt, bkt, false)
 }
@@ -184,9 +188,10 @@ func induce[T symbol](s []T, sa []int32, pre []T, cnt, bkt []int32, sub bool) (t
 		if b < c {
 			v = -v
 		}
-		sa[bkt[c]] = v
-		pre[bkt[c]] = b
-		bkt[c]++
+		j := bkt[c]
+		sa[j] = v
+		pre[j] = b
+		bkt[c] = j + 1
 	}
 	// L pass: an entry q > 0 puts q-1 (L-type) in its bucket; it lands
 	// further right, so one scan sees every L-type suffix.
@@ -208,9 +213,10 @@ func induce[T symbol](s []T, sa []int32, pre []T, cnt, bkt []int32, sub bool) (t
 				v = -p
 			}
 		}
-		sa[bkt[c]] = v
-		pre[bkt[c]] = b
-		bkt[c]++
+		j := bkt[c]
+		sa[j] = v
+		pre[j] = b
+		bkt[c] = j + 1
 	}
 	// S pass, right to left: an entry -q puts q-1 (S-type) at the end of
 	// its bucket, which fills the buckets' S-type parts exactly.
@@ -241,9 +247,10 @@ func induce[T symbol](s []T, sa []int32, pre []T, cnt, bkt []int32, sub bool) (t
 				v = p
 			}
 		}
-		bkt[c]--
-		sa[bkt[c]] = v
-		pre[bkt[c]] = b
+		j := bkt[c] - 1
+		sa[j] = v
+		pre[j] = b
+		bkt[c] = j
 	}
 	return top
 }
