@@ -68,24 +68,62 @@ const keyGap = 8
 
 func newMatcher(old []byte, cap int) *matcher {
 	m := &matcher{old: old, sa: suffixArray(old), cap: cap, bkt: make([]int32, 1<<16+1)}
-	// The suffix array is sorted by the first two bytes, so bucket k
-	// starts after the suffixes whose key is below k: count the keys in
-	// text order (sequential reads) instead of walking the array.
-	for i := range old {
-		key := int(old[i]) << 8
-		if i+1 < len(old) {
-			key |= int(old[i+1])
-		}
-		m.bkt[key+1]++
-	}
-	for k := 1; k <= 1<<16; k++ {
-		m.bkt[k] += m.bkt[k-1]
-	}
 	m.key = make([]uint64, (len(m.sa)+keyGap-1)/keyGap)
 	for j := range m.key {
 		m.key[j] = prefix8(old[m.sa[j*keyGap]:])
 	}
+	// The suffix array is sorted by the first two bytes (the top of each
+	// key), so the buckets start where they change. Between two samples
+	// with the same two bytes there is no start; the other gaps are
+	// bisected through sa. That costs far fewer random reads than
+	// counting the two-byte keys of every position would.
+	next := 0 // the first bucket whose start is not known yet
+	fill := func(i, k int) {
+		for ; next <= k; next++ {
+			m.bkt[next] = int32(i)
+		}
+	}
+	// starts fills the starts in (lo, hi], whose ends' keys are klo < khi,
+	// bisecting for each.
+	starts := func(lo, hi, klo, khi int) {
+		for klo < khi {
+			a, b := lo+1, hi // first index with a key above klo
+			for a < b {
+				h := int(uint(a+b) >> 1)
+				if key2(old, m.sa[h]) > klo {
+					b = h
+				} else {
+					a = h + 1
+				}
+			}
+			lo, klo = a, key2(old, m.sa[a])
+			fill(lo, klo)
+		}
+	}
+	prev := 0
+	for j, key := range m.key {
+		k := int(key >> 48)
+		if j == 0 {
+			fill(0, k)
+		} else if k > prev {
+			starts((j-1)*keyGap, j*keyGap, prev, k)
+		}
+		prev = k
+	}
+	if last, j := len(m.sa)-1, (len(m.key)-1)*keyGap; j >= 0 && last > j {
+		starts(j, last, prev, key2(old, m.sa[last]))
+	}
+	fill(len(m.sa), 1<<16)
 	return m
+}
+
+// key2 returns the bucket of the suffix at p: its first two bytes as a
+// big-endian number, padded with a zero.
+func key2(old []byte, p int32) int {
+	if int(p)+1 < len(old) {
+		return int(old[p])<<8 | int(old[p+1])
+	}
+	return int(old[p]) << 8
 }
 
 // prefix8 returns the first 8 bytes of b as a big-endian number, padded
