@@ -3,7 +3,8 @@ package delta
 // This file builds suffix arrays with SA-IS (Nong, Zhang and Chan, 2009):
 // linear time whatever the input, so 0xFF-padded or highly repetitive images
 // cost no more than random ones. Entries are int32; the extra memory besides
-// the array itself is one type flag per symbol and one bucket table per level.
+// the array itself is, per level, one symbol and one bit per position and a
+// bucket table.
 // The reduced string is first tried with bounded prefix doubling, which is
 // faster when its names are almost all distinct (the common case).
 
@@ -32,7 +33,8 @@ type symbol interface{ ~byte | ~int32 }
 // No type array is kept: the induction passes carry each suffix's type
 // information in the sign of its entry and the symbol before it in pre,
 // so a suffix costs one random read of s when it is placed and none when
-// it is scanned; the few sequential passes that need types recompute them.
+// it is scanned. One scan finds the types, keeping only a bit set of the
+// LMS positions for the later steps.
 func sais[T symbol](s []T, sa []int32, k int) {
 	n := len(s)
 	switch n {
@@ -55,33 +57,44 @@ func sais[T symbol](s []T, sa []int32, k int) {
 	// sentinel after it is smaller.
 	clear(sa)
 	bucketEnds(cnt, bkt)
-	lms := func(yield func(int) bool) {
-		// Branch-free: on firmware the comparisons are close to random,
-		// and mispredicted branches cost more than the arithmetic.
-		var next uint8 // type of i+1 (1 = S)
-		c1 := s[n-1]
-		for i := n - 2; i >= 0; i-- {
-			c0 := s[i]
-			var lt, eq uint8
-			if c0 < c1 {
-				lt = 1
-			}
-			if c0 == c1 {
-				eq = 1
-			}
-			cur := lt | eq&next
-			if cur < next && !yield(i+1) {
-				return
-			}
-			next, c1 = cur, c0
+	// The LMS positions also go into a bit set, which later steps walk
+	// far faster than they could recompute the types.
+	set := make([]uint64, n/64+1)
+	// Branch-free: on firmware the comparisons are close to random, and
+	// mispredicted branches cost more than the arithmetic.
+	var next uint8 // type of i+1 (1 = S)
+	c1 := s[n-1]
+	for i := n - 2; i >= 0; i-- {
+		c0 := s[i]
+		var lt, eq uint8
+		if c0 < c1 {
+			lt = 1
 		}
+		if c0 == c1 {
+			eq = 1
+		}
+		cur := lt | eq&next
+		if cur < next {
+			p := i + 1
+			set[p>>6] |= 1 << (p & 63)
+			j := bkt[c1] - 1
+			bkt[c1] = j
+			sa[j] = int32(p)
+			pre[j] = c0
+		}
+		next, c1 = cur, c0
 	}
-	for i := range lms {
-		c := s[i]
-		j := bkt[c] - 1
-		bkt[c] = j
-		sa[j] = int32(i)
-		pre[j] = s[i-1]
+	// lms yields the LMS positions from right to left.
+	lms := func(yield func(int) bool) {
+		for w := len(set) - 1; w >= 0; w-- {
+			for x := set[w]; x != 0; {
+				b := 63 - bits.LeadingZeros64(x)
+				if !yield(w<<6 | b) {
+					return
+				}
+				x &^= 1 << b
+			}
+		}
 	}
 	top := induce(s, sa, pre, cnt, bkt, true)
 
@@ -94,14 +107,14 @@ func sais[T symbol](s []T, sa []int32, k int) {
 	for i := m; i < n; i++ {
 		sa[i] = -1
 	}
-	next := n
+	last := n
 	for i := range lms {
-		if next == n {
+		if last == n {
 			sa[m+i/2] = 0
 		} else {
-			sa[m+i/2] = int32(next - i + 1)
+			sa[m+i/2] = int32(last - i + 1)
 		}
-		next = i
+		last = i
 	}
 	name, prev, prevLen := 0, 0, int32(-1)
 	for i := 0; i < m; i++ {
