@@ -347,18 +347,9 @@ func diffOps(old, new []byte, tu tuning) []op {
 		}
 		if lastScan+lenf > scan-lenb {
 			overlap := lastScan + lenf - (scan - lenb)
-			s, ss, lens := 0, 0, 0
-			for i := 0; i < overlap; i++ {
-				if new[lastScan+lenf-overlap+i] == old[lastPos+lenf-overlap+i] {
-					s++
-				}
-				if new[scan-lenb+i] == old[pos-lenb+i] {
-					s--
-				}
-				if s > ss {
-					ss, lens = s, i+1
-				}
-			}
+			lens := splitOverlap(
+				old[lastPos+lenf-overlap:lastPos+lenf], new[lastScan+lenf-overlap:lastScan+lenf],
+				old[pos-lenb:pos-lenb+overlap], new[scan-lenb:scan-lenb+overlap])
 			lenf += lens - overlap
 			lenb -= lens
 		}
@@ -380,8 +371,18 @@ func eqBytes(x uint64) uint64 {
 // countEqual counts the k for which old[o+k] == q[k]; positions outside
 // old never match.
 func countEqual(old []byte, o int, q []byte) int {
+	if len(q) == 1 { // the common case, inlined
+		if uint(o) < uint(len(old)) && old[o] == q[0] {
+			return 1
+		}
+		return 0
+	}
+	return countEqualWords(old, o, q)
+}
+
+func countEqualWords(old []byte, o int, q []byte) int {
 	c := 0
-	if len(q) < 8 { // the common case: a byte or two per call
+	if len(q) < 8 {
 		for k, v := range q {
 			if i := o + k; uint(i) < uint(len(old)) && old[i] == v {
 				c++
@@ -404,6 +405,44 @@ func countEqual(old []byte, o int, q []byte) int {
 		}
 	}
 	return c
+}
+
+// splitOverlap returns the i that first maximises (matches of x1 and y1
+// in [:i]) - (matches of x2 and y2 in [:i]), all four of one length: where
+// the previous alignment (1) hands over to the new one (2). Eight bytes go
+// at a time where the first alignment's matches cannot beat the best.
+func splitOverlap(x1, y1, x2, y2 []byte) int {
+	l := len(x1)
+	s, best, n := 0, 0, 0
+	i := 0
+	for ; i+8 <= l; i += 8 {
+		e1 := eqBytes(binary.LittleEndian.Uint64(x1[i:]) ^ binary.LittleEndian.Uint64(y1[i:]))
+		e2 := eqBytes(binary.LittleEndian.Uint64(x2[i:]) ^ binary.LittleEndian.Uint64(y2[i:]))
+		k1 := bits.OnesCount64(e1)
+		if s+k1 <= best {
+			s += k1 - bits.OnesCount64(e2)
+			continue
+		}
+		for j := range 8 {
+			s += int(e1>>7&1) - int(e2>>7&1)
+			e1, e2 = e1>>8, e2>>8
+			if s > best {
+				best, n = s, i+j+1
+			}
+		}
+	}
+	for ; i < l; i++ {
+		if x1[i] == y1[i] {
+			s++
+		}
+		if x2[i] == y2[i] {
+			s--
+		}
+		if s > best {
+			best, n = s, i+1
+		}
+	}
+	return n
 }
 
 // extendForward returns the length i of the common-start stretch of x and
