@@ -68,24 +68,62 @@ const keyGap = 8
 
 func newMatcher(old []byte, cap int) *matcher {
 	m := &matcher{old: old, sa: suffixArray(old), cap: cap, bkt: make([]int32, 1<<16+1)}
-	// The suffix array is sorted by the first two bytes, so bucket k
-	// starts after the suffixes whose key is below k: count the keys in
-	// text order (sequential reads) instead of walking the array.
-	for i := range old {
-		key := int(old[i]) << 8
-		if i+1 < len(old) {
-			key |= int(old[i+1])
-		}
-		m.bkt[key+1]++
-	}
-	for k := 1; k <= 1<<16; k++ {
-		m.bkt[k] += m.bkt[k-1]
-	}
 	m.key = make([]uint64, (len(m.sa)+keyGap-1)/keyGap)
 	for j := range m.key {
 		m.key[j] = prefix8(old[m.sa[j*keyGap]:])
 	}
+	// The suffix array is sorted by the first two bytes (the top of each
+	// key), so the buckets start where they change. Between two samples
+	// with the same two bytes there is no start; the other gaps are
+	// bisected through sa. That costs far fewer random reads than
+	// counting the two-byte keys of every position would.
+	next := 0 // the first bucket whose start is not known yet
+	fill := func(i, k int) {
+		for ; next <= k; next++ {
+			m.bkt[next] = int32(i)
+		}
+	}
+	// starts fills the starts in (lo, hi], whose ends' keys are klo < khi,
+	// bisecting for each.
+	starts := func(lo, hi, klo, khi int) {
+		for klo < khi {
+			a, b := lo+1, hi // first index with a key above klo
+			for a < b {
+				h := int(uint(a+b) >> 1)
+				if key2(old, m.sa[h]) > klo {
+					b = h
+				} else {
+					a = h + 1
+				}
+			}
+			lo, klo = a, key2(old, m.sa[a])
+			fill(lo, klo)
+		}
+	}
+	prev := 0
+	for j, key := range m.key {
+		k := int(key >> 48)
+		if j == 0 {
+			fill(0, k)
+		} else if k > prev {
+			starts((j-1)*keyGap, j*keyGap, prev, k)
+		}
+		prev = k
+	}
+	if last, j := len(m.sa)-1, (len(m.key)-1)*keyGap; j >= 0 && last > j {
+		starts(j, last, prev, key2(old, m.sa[last]))
+	}
+	fill(len(m.sa), 1<<16)
 	return m
+}
+
+// key2 returns the bucket of the suffix at p: its first two bytes as a
+// big-endian number, padded with a zero.
+func key2(old []byte, p int32) int {
+	if int(p)+1 < len(old) {
+		return int(old[p])<<8 | int(old[p+1])
+	}
+	return int(old[p]) << 8
 }
 
 // prefix8 returns the first 8 bytes of b as a big-endian number, padded
@@ -163,7 +201,10 @@ func (m *matcher) longest(q []byte) (pos, n int) {
 				b = h
 			}
 		}
-		c, d := a, len(keys) // first key > qk
+		c, d := a, len(keys) // first key > qk; usually a, as few keys equal qk
+		if c < d && keys[c] > qk {
+			d = c
+		}
 		for c < d {
 			h := int(uint(c+d) >> 1)
 			if keys[h] <= qk {
@@ -211,8 +252,21 @@ func (m *matcher) search(q []byte, lo, hi, llo, lhi int) (pos, n int, cut bool) 
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
 		s := old[sa[mid]:]
-		k0 := min(llo, lhi)
-		k := k0 + commonPrefix(s[k0:], q[k0:], m.cap-k0)
+		// commonPrefix(s, q, m.cap) from k0, written out: a call here
+		// makes the compiler spill the loop's state at every probe.
+		k, end := min(llo, lhi), min(len(s), len(q), m.cap)
+		for k+8 <= end {
+			x := binary.LittleEndian.Uint64(s[k:]) ^ binary.LittleEndian.Uint64(q[k:])
+			if x != 0 {
+				k += bits.TrailingZeros64(x) / 8
+				end = k
+				break
+			}
+			k += 8
+		}
+		for k < end && s[k] == q[k] {
+			k++
+		}
 		if k == m.cap || k == len(q) {
 			llo, lo = k, mid
 			cut = true
@@ -255,12 +309,6 @@ func diffOps(old, new []byte, tu tuning) []op {
 		ops = append(ops, op{kind: kind, n: n, src: src})
 	}
 	a, b := tu.matchGain, tu.mismatchCost
-	oldAt := func(i int) int {
-		if i >= 0 && i < len(old) {
-			return int(old[i])
-		}
-		return -1
-	}
 
 	scan, n, lastScan, lastPos, lastOff := 0, 0, 0, 0, 0
 	pos := 0
@@ -270,10 +318,9 @@ func diffOps(old, new []byte, tu tuning) []op {
 		scan = scsc
 		for ; scan < len(new); scan++ {
 			pos, n = m.longest(new[scan:])
-			for ; scsc < scan+n; scsc++ {
-				if oldAt(scsc+lastOff) == int(new[scsc]) {
-					oldScore++
-				}
+			if scsc < scan+n {
+				oldScore += countEqual(old, scsc+lastOff, new[scsc:scan+n])
+				scsc = scan + n
 			}
 			if (n == oldScore && n != 0) || n > oldScore+tu.newMatch {
 				break
@@ -285,54 +332,24 @@ func diffOps(old, new []byte, tu tuning) []op {
 			if n > 2*skipKeep {
 				skip = n - skipKeep
 			}
-			for k := 0; k < skip; k++ {
-				if oldAt(scan+k+lastOff) == int(new[scan+k]) {
-					oldScore--
-				}
-			}
+			oldScore -= countEqual(old, scan+lastOff, new[scan:scan+skip])
 			scan += skip - 1
 		}
 		if n == oldScore && scan != len(new) {
 			continue
 		}
 		// Extend the previous alignment forward.
-		s, best, lenf := 0, 0, 0
-		for i := 0; lastScan+i < scan && lastPos+i < len(old); {
-			if old[lastPos+i] == new[lastScan+i] {
-				s++
-			}
-			i++
-			if sc := a*s - b*(i-s); sc > best {
-				best, lenf = sc, i
-			}
-		}
+		lenf := extendForward(old[lastPos:], new[lastScan:scan], a, b)
 		// Extend the new match backward.
 		lenb := 0
 		if scan < len(new) {
-			s, best = 0, 0
-			for i := 1; scan >= lastScan+i && pos >= i; i++ {
-				if old[pos-i] == new[scan-i] {
-					s++
-				}
-				if sc := a*s - b*(i-s); sc > best {
-					best, lenb = sc, i
-				}
-			}
+			lenb = extendBackward(old[:pos], new[lastScan:scan], a, b)
 		}
 		if lastScan+lenf > scan-lenb {
 			overlap := lastScan + lenf - (scan - lenb)
-			s, ss, lens := 0, 0, 0
-			for i := 0; i < overlap; i++ {
-				if new[lastScan+lenf-overlap+i] == old[lastPos+lenf-overlap+i] {
-					s++
-				}
-				if new[scan-lenb+i] == old[pos-lenb+i] {
-					s--
-				}
-				if s > ss {
-					ss, lens = s, i+1
-				}
-			}
+			lens := splitOverlap(
+				old[lastPos+lenf-overlap:lastPos+lenf], new[lastScan+lenf-overlap:lastScan+lenf],
+				old[pos-lenb:pos-lenb+overlap], new[scan-lenb:scan-lenb+overlap])
 			lenf += lens - overlap
 			lenb -= lens
 		}
@@ -343,6 +360,178 @@ func diffOps(old, new []byte, tu tuning) []op {
 		lastOff = pos - scan
 	}
 	return ops
+}
+
+// eqBytes returns 0x80 in each byte of x that is zero and 0 elsewhere.
+func eqBytes(x uint64) uint64 {
+	const lo7 = 0x7f7f7f7f7f7f7f7f
+	return ^((x&lo7 + lo7) | x | lo7)
+}
+
+// countEqual counts the k for which old[o+k] == q[k]; positions outside
+// old never match.
+func countEqual(old []byte, o int, q []byte) int {
+	if len(q) == 1 { // the common case, inlined
+		if uint(o) < uint(len(old)) && old[o] == q[0] {
+			return 1
+		}
+		return 0
+	}
+	return countEqualWords(old, o, q)
+}
+
+func countEqualWords(old []byte, o int, q []byte) int {
+	c := 0
+	if len(q) < 8 {
+		for k, v := range q {
+			if i := o + k; uint(i) < uint(len(old)) && old[i] == v {
+				c++
+			}
+		}
+		return c
+	}
+	k0, k1 := max(0, -o), min(len(q), len(old)-o)
+	if k0 >= k1 {
+		return 0
+	}
+	x, y := old[o+k0:o+k1], q[k0:k1]
+	for len(x) >= 8 {
+		c += bits.OnesCount64(eqBytes(binary.LittleEndian.Uint64(x) ^ binary.LittleEndian.Uint64(y)))
+		x, y = x[8:], y[8:]
+	}
+	for i := range x {
+		if x[i] == y[i] {
+			c++
+		}
+	}
+	return c
+}
+
+// splitOverlap returns the i that first maximises (matches of x1 and y1
+// in [:i]) - (matches of x2 and y2 in [:i]), all four of one length: where
+// the previous alignment (1) hands over to the new one (2). Eight bytes go
+// at a time where the first alignment's matches cannot beat the best.
+func splitOverlap(x1, y1, x2, y2 []byte) int {
+	l := len(x1)
+	s, best, n := 0, 0, 0
+	i := 0
+	for ; i+8 <= l; i += 8 {
+		e1 := eqBytes(binary.LittleEndian.Uint64(x1[i:]) ^ binary.LittleEndian.Uint64(y1[i:]))
+		e2 := eqBytes(binary.LittleEndian.Uint64(x2[i:]) ^ binary.LittleEndian.Uint64(y2[i:]))
+		k1 := bits.OnesCount64(e1)
+		if s+k1 <= best {
+			s += k1 - bits.OnesCount64(e2)
+			continue
+		}
+		for j := range 8 {
+			s += int(e1>>7&1) - int(e2>>7&1)
+			e1, e2 = e1>>8, e2>>8
+			if s > best {
+				best, n = s, i+j+1
+			}
+		}
+	}
+	for ; i < l; i++ {
+		if x1[i] == y1[i] {
+			s++
+		}
+		if x2[i] == y2[i] {
+			s--
+		}
+		if s > best {
+			best, n = s, i+1
+		}
+	}
+	return n
+}
+
+// extendForward returns the length i of the common-start stretch of x and
+// y that first maximises a*matches - b*mismatches over x[:i] (0 if no
+// length scores above 0). Eight bytes go at a time: a word whose matches
+// cannot lift the score above the best so far needs no byte-wise scan.
+func extendForward(x, y []byte, a, b int) int {
+	l := min(len(x), len(y))
+	s, best, n := 0, 0, 0 // s is the score of x[:i]
+	i := 0
+	for ; i+8 <= l; i += 8 {
+		d := binary.LittleEndian.Uint64(x[i:]) ^ binary.LittleEndian.Uint64(y[i:])
+		k := bits.OnesCount64(eqBytes(d))
+		if s+a*k <= best {
+			s += a*k - b*(8-k)
+			continue
+		}
+		if d == 0 { // the score rises at each byte
+			s += 8 * a
+			best, n = s, i+8
+			continue
+		}
+		for j := range 8 {
+			if d&0xff == 0 {
+				s += a
+			} else {
+				s -= b
+			}
+			d >>= 8
+			if s > best {
+				best, n = s, i+j+1
+			}
+		}
+	}
+	for ; i < l; i++ {
+		if x[i] == y[i] {
+			s += a
+		} else {
+			s -= b
+		}
+		if s > best {
+			best, n = s, i+1
+		}
+	}
+	return n
+}
+
+// extendBackward is extendForward over the ends of x and y, read backwards.
+func extendBackward(x, y []byte, a, b int) int {
+	l := min(len(x), len(y))
+	x, y = x[len(x)-l:], y[len(y)-l:]
+	s, best, n := 0, 0, 0
+	i := 0 // bytes consumed from the end
+	for ; i+8 <= l; i += 8 {
+		// Big-endian: the last byte lands lowest, so d goes in scan order.
+		d := binary.BigEndian.Uint64(x[l-i-8:]) ^ binary.BigEndian.Uint64(y[l-i-8:])
+		k := bits.OnesCount64(eqBytes(d))
+		if s+a*k <= best {
+			s += a*k - b*(8-k)
+			continue
+		}
+		if d == 0 { // the score rises at each byte
+			s += 8 * a
+			best, n = s, i+8
+			continue
+		}
+		for j := range 8 {
+			if d&0xff == 0 {
+				s += a
+			} else {
+				s -= b
+			}
+			d >>= 8
+			if s > best {
+				best, n = s, i+j+1
+			}
+		}
+	}
+	for ; i < l; i++ {
+		if x[l-1-i] == y[l-1-i] {
+			s += a
+		} else {
+			s -= b
+		}
+		if s > best {
+			best, n = s, i+1
+		}
+	}
+	return n
 }
 
 // splitAdds rewrites each add so that stretches of at least minRun

@@ -3,7 +3,8 @@ package delta
 // This file builds suffix arrays with SA-IS (Nong, Zhang and Chan, 2009):
 // linear time whatever the input, so 0xFF-padded or highly repetitive images
 // cost no more than random ones. Entries are int32; the extra memory besides
-// the array itself is one type flag per symbol and one bucket table per level.
+// the array itself is, per level, one symbol and one bit per position and a
+// bucket table.
 // The reduced string is first tried with bounded prefix doubling, which is
 // faster when its names are almost all distinct (the common case).
 
@@ -28,6 +29,12 @@ type symbol interface{ ~byte | ~int32 }
 
 // sais sorts the suffixes of s (symbols in [0,k)) into sa, which has len(s)
 // entries. The end of s acts as a unique smallest sentinel.
+//
+// No type array is kept: the induction passes carry each suffix's type
+// information in the sign of its entry and the symbol before it in pre,
+// so a suffix costs one random read of s when it is placed and none when
+// it is scanned. One scan finds the types, keeping only a bit set of the
+// LMS positions for the later steps.
 func sais[T symbol](s []T, sa []int32, k int) {
 	n := len(s)
 	switch n {
@@ -37,114 +44,85 @@ func sais[T symbol](s []T, sa []int32, k int) {
 		sa[0] = 0
 		return
 	}
-	// S-type (true) or L-type (false) per position; s[n-1] is L-type
-	// because the virtual sentinel after it is smaller.
-	t := make([]bool, n)
-	// Branch-free: on firmware the comparisons are close to random, and
-	// mispredicted branches cost more than the arithmetic.
-	var cur uint8
-	for i := n - 2; i >= 0; i-- {
-		var lt, eq uint8
-		if s[i] < s[i+1] {
-			lt = 1
-		}
-		if s[i] == s[i+1] {
-			eq = 1
-		}
-		cur = lt | eq&cur
-		t[i] = cur != 0
-	}
-	isLMS := func(i int) bool { return i > 0 && t[i] && !t[i-1] }
-
 	bkt := make([]int32, k)
 	cnt := make([]int32, k)
 	for _, c := range s {
 		cnt[c]++
 	}
-	ends := func() {
-		var sum int32
-		for i := range cnt {
-			sum += cnt[i]
-			bkt[i] = sum
+	pre := make([]T, n)
+
+	// Step 1: sort the LMS substrings by induction, seeding the LMS
+	// suffixes (S-type, L-type before them) in any order at their bucket
+	// ends. Types go right to left: s[n-1] is L-type because the virtual
+	// sentinel after it is smaller.
+	clear(sa)
+	bucketEnds(cnt, bkt)
+	// The LMS positions also go into a bit set, which later steps walk
+	// far faster than they could recompute the types.
+	set := make([]uint64, n/64+1)
+	// Branch-free: on firmware the comparisons are close to random, and
+	// mispredicted branches cost more than the arithmetic.
+	var next uint8 // type of i+1 (1 = S)
+	c1 := s[n-1]
+	for i := n - 2; i >= 0; i-- {
+		c0 := s[i]
+		var lt, eq uint8
+		if c0 < c1 {
+			lt = 1
 		}
-	}
-	starts := func() {
-		var sum int32
-		for i := range cnt {
-			bkt[i] = sum
-			sum += cnt[i]
+		if c0 == c1 {
+			eq = 1
 		}
+		cur := lt | eq&next
+		if cur < next {
+			p := i + 1
+			set[p>>6] |= 1 << (p & 63)
+			j := bkt[c1] - 1
+			bkt[c1] = j
+			sa[j] = int32(p)
+			pre[j] = c0
+		}
+		next, c1 = cur, c0
 	}
-	induce := func() {
-		starts()
-		sa[bkt[s[n-1]]] = int32(n - 1)
-		bkt[s[n-1]]++
-		// Only L-type suffixes and LMS seeds are in sa during this pass, so
-		// j = p-1 is L-type exactly when s[j] >= s[p]: a cheaper test than
-		// a random read of t.
-		for i := 0; i < n; i++ {
-			p := sa[i]
-			if p > 0 {
-				if c := s[p-1]; c >= s[p] {
-					sa[bkt[c]] = p - 1
-					bkt[c]++
+	// lms yields the LMS positions from right to left.
+	lms := func(yield func(int) bool) {
+		for w := len(set) - 1; w >= 0; w-- {
+			for x := set[w]; x != 0; {
+				b := 63 - bits.LeadingZeros64(x)
+				if !yield(w<<6 | b) {
+					return
 				}
+				x &^= 1 << b
 			}
 		}
-		ends()
-		for i := n - 1; i >= 0; i-- {
-			p := sa[i]
-			if p > 0 {
-				// p-1 is S-type if it is smaller than p, L-type if larger;
-				// only a tie needs the type array.
-				if c, d := s[p-1], s[p]; c < d || c == d && t[p-1] {
-					bkt[c]--
-					sa[bkt[c]] = p - 1
-				}
-			}
-		}
 	}
+	top := induce(s, sa, pre, cnt, bkt, true)
 
-	// Step 1: sort the LMS substrings by induction.
-	for i := range sa {
-		sa[i] = -1
-	}
-	ends()
-	for i := 1; i < n; i++ {
-		if isLMS(i) {
-			bkt[s[i]]--
-			sa[bkt[s[i]]] = int32(i)
-		}
-	}
-	induce()
-
-	// Step 2: name the sorted LMS substrings; equal substrings share a name.
-	m := 0
-	for i := 0; i < n; i++ {
-		if isLMS(int(sa[i])) {
-			sa[m] = sa[i]
-			m++
-		}
-	}
+	// Step 2: name the sorted LMS substrings; equal substrings share a
+	// name. The slot sa[m+pos/2] first holds the length of the substring
+	// at pos (up to and including the next LMS position; 0 for the last,
+	// which ends at the sentinel and so is unique), then its name.
+	m := n - top
+	copy(sa, sa[top:])
 	for i := m; i < n; i++ {
 		sa[i] = -1
 	}
-	name, prev := 0, -1
+	last := n
+	for i := range lms {
+		if last == n {
+			sa[m+i/2] = 0
+		} else {
+			sa[m+i/2] = int32(last - i + 1)
+		}
+		last = i
+	}
+	name, prev, prevLen := 0, 0, int32(-1)
 	for i := 0; i < m; i++ {
 		pos := int(sa[i])
-		diff := false
-		for d := 0; ; d++ {
-			if prev < 0 || pos+d == n || prev+d == n || s[pos+d] != s[prev+d] || t[pos+d] != t[prev+d] {
-				diff = true
-				break
-			}
-			if d > 0 && (isLMS(pos+d) || isLMS(prev+d)) {
-				break
-			}
-		}
-		if diff {
+		l := sa[m+pos/2]
+		if l == 0 || l != prevLen || !slices.Equal(s[pos:pos+int(l)], s[prev:prev+int(l)]) {
 			name++
-			prev = pos
+			prev, prevLen = pos, l
 		}
 		sa[m+pos/2] = int32(name - 1)
 	}
@@ -168,29 +146,126 @@ func sais[T symbol](s []T, sa []int32, k int) {
 			sa1[s1[i]] = int32(i)
 		}
 	}
-	j := 0
-	for i := 1; i < n; i++ {
-		if isLMS(i) {
-			s1[j] = int32(i)
-			j++
-		}
+	j := m
+	for i := range lms {
+		j--
+		s1[j] = int32(i)
 	}
 	for i := 0; i < m; i++ {
 		sa1[i] = s1[sa1[i]]
 	}
 
 	// Step 4: induce the full order from the sorted LMS suffixes.
-	for i := m; i < n; i++ {
-		sa[i] = -1
-	}
-	ends()
+	clear(sa[m:])
+	bucketEnds(cnt, bkt)
 	for i := m - 1; i >= 0; i-- {
 		p := sa[i]
-		sa[i] = -1
-		bkt[s[p]]--
-		sa[bkt[s[p]]] = p
+		sa[i] = 0
+		c := s[p]
+		j := bkt[c] - 1
+		bkt[c] = j
+		sa[j] = p
+		pre[j] = s[p-1]
 	}
-	induce()
+	induce(s, sa, pre, cnt, bkt, false)
+}
+
+// bucketEnds sets bkt[c] to the end of the bucket of symbol c.
+func bucketEnds(cnt, bkt []int32) {
+	var sum int32
+	for i, c := range cnt {
+		sum += c
+		bkt[i] = sum
+	}
+}
+
+// induce sorts the L-type suffixes from the seeds in sa, then the S-type
+// ones. An entry q > 0 stands for suffix q with an L-type suffix q-1
+// before it, -q for one with an S-type q-1, and 0 for suffix 0 or an empty
+// slot; pre holds s[q-1] beside each entry, so only placing q-1 (which
+// needs s[q-2]) reads s at random.
+//
+// With sub set (step 1) it keeps only the order of the LMS suffixes, which
+// it returns in sa[top:]; otherwise it leaves the suffix array in sa.
+func induce[T symbol](s []T, sa []int32, pre []T, cnt, bkt []int32, sub bool) (top int) {
+	n := len(s)
+	var sum int32
+	for i, c := range cnt {
+		bkt[i] = sum
+		sum += c
+	}
+	// Suffix n-1 follows the sentinel, the smallest suffix.
+	{
+		c, b := s[n-1], s[n-2]
+		v := int32(n - 1)
+		if b < c {
+			v = -v
+		}
+		j := bkt[c]
+		sa[j] = v
+		pre[j] = b
+		bkt[c] = j + 1
+	}
+	// L pass: an entry q > 0 puts q-1 (L-type) in its bucket; it lands
+	// further right, so one scan sees every L-type suffix.
+	for i := 0; i < n; i++ {
+		q := sa[i]
+		if q <= 0 {
+			continue
+		}
+		if sub {
+			sa[i] = 0 // only the entries before S-type suffixes matter below
+		}
+		p, c := q-1, pre[i]
+		v, b := int32(0), T(0)
+		if p > 0 {
+			// p is L-type, so p-1 is too unless it is smaller.
+			b = s[p-1]
+			v = p
+			if b < c {
+				v = -p
+			}
+		}
+		j := bkt[c]
+		sa[j] = v
+		pre[j] = b
+		bkt[c] = j + 1
+	}
+	// S pass, right to left: an entry -q puts q-1 (S-type) at the end of
+	// its bucket, which fills the buckets' S-type parts exactly.
+	bucketEnds(cnt, bkt)
+	top = n
+	for i := n - 1; i >= 0; i-- {
+		q := sa[i]
+		if q >= 0 {
+			if sub && q > 0 {
+				// Only S-type entries made by this pass are still
+				// positive here: LMS suffixes, in sorted order.
+				top--
+				sa[top] = q
+			}
+			continue
+		}
+		q = -q
+		if !sub {
+			sa[i] = q
+		}
+		p, c := q-1, pre[i]
+		v, b := int32(0), T(0)
+		if p > 0 {
+			// p is S-type, so p-1 is too unless it is larger.
+			b = s[p-1]
+			v = -p
+			if b > c {
+				v = p
+			}
+		}
+		j := bkt[c] - 1
+		sa[j] = v
+		pre[j] = b
+		bkt[c] = j
+	}
+	return top
 }
 
 // sortByDoubling sorts the suffixes of s (symbols in [0,k)) into sa by
