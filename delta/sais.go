@@ -9,7 +9,6 @@ package delta
 // faster when its names are almost all distinct (the common case).
 
 import (
-	"cmp"
 	"math/bits"
 	"slices"
 )
@@ -318,8 +317,10 @@ func sortByDoubling(s []int32, sa []int32, k int, free []int32) bool {
 	for i, c := range s {
 		rank[i] = end[c] - 1
 	}
-	type entry struct{ key, i int32 }
-	var tmp []entry
+	// An entry packs a key (the rank h symbols on, plus one) above the
+	// suffix, so groups sort as plain integers, with no comparison calls.
+	// Ties break by suffix, which later rounds overwrite anyway.
+	var tmp []uint64
 	work := 0
 	for h := 1; len(groups) > 0; h *= 2 {
 		next := spare[:0]
@@ -337,31 +338,31 @@ func sortByDoubling(s []int32, sa []int32, k int, free []int32) bool {
 			// Keys first: ranks change as the group splits.
 			tmp = tmp[:0]
 			for _, i := range sa[lo : hi+1] {
-				key := int32(-1) // the suffix ends first
+				var key uint64 // the suffix ends first
 				if int(i)+h < m {
-					key = rank[int(i)+h]
+					key = uint64(rank[int(i)+h]) + 1
 				}
-				tmp = append(tmp, entry{key, i})
+				tmp = append(tmp, key<<32|uint64(i))
 			}
 			if len(tmp) <= 16 {
 				for x := 1; x < len(tmp); x++ {
-					for y := x; y > 0 && tmp[y].key < tmp[y-1].key; y-- {
+					for y := x; y > 0 && tmp[y] < tmp[y-1]; y-- {
 						tmp[y], tmp[y-1] = tmp[y-1], tmp[y]
 					}
 				}
 			} else {
-				slices.SortFunc(tmp, func(a, b entry) int { return cmp.Compare(a.key, b.key) })
+				slices.Sort(tmp)
 			}
 			for x, e := range tmp {
-				sa[int(lo)+x] = e.i
+				sa[int(lo)+x] = int32(uint32(e))
 			}
 			for x := len(tmp) - 1; x >= 0; {
 				y := x
-				for y > 0 && tmp[y-1].key == tmp[x].key {
+				for y > 0 && tmp[y-1]>>32 == tmp[x]>>32 {
 					y--
 				}
 				for z := y; z <= x; z++ {
-					rank[tmp[z].i] = lo + int32(x)
+					rank[uint32(tmp[z])] = lo + int32(x)
 				}
 				if x > y {
 					next = append(next, lo+int32(y), lo+int32(x))
