@@ -243,20 +243,23 @@ func (m *matcher) longest(q []byte) (pos, n int) {
 // the search stopped at a match of m.cap or len(q) bytes.
 func (m *matcher) search(q []byte, lo, hi, llo, lhi int) (pos, n int, cut bool) {
 	sa, old := m.sa, m.old
+	// Matching all of q (so capped) ends the search: one bound per probe.
+	q = q[:min(len(q), m.cap)]
 	if llo < 0 {
-		llo = commonPrefix(old[sa[lo]:], q, m.cap)
+		llo = commonPrefix(old[sa[lo]:], q, len(q))
 	}
 	if lhi < 0 {
-		lhi = commonPrefix(old[sa[hi]:], q, m.cap)
+		lhi = commonPrefix(old[sa[hi]:], q, len(q))
 	}
 	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		s := old[sa[mid]:]
-		// commonPrefix(s, q, m.cap) from k0, written out: a call here
-		// makes the compiler spill the loop's state at every probe.
-		k, end := min(llo, lhi), min(len(s), len(q), m.cap)
+		mid := int(uint(lo+hi) >> 1)
+		p := int(sa[mid])
+		// commonPrefix from min(llo, lhi), written out with indices and
+		// fixed-length slices: a call, or slices of old, make the
+		// compiler spill the loop's state at every probe.
+		k, end := min(llo, lhi), min(len(old)-p, len(q))
 		for k+8 <= end {
-			x := binary.LittleEndian.Uint64(s[k:]) ^ binary.LittleEndian.Uint64(q[k:])
+			x := binary.LittleEndian.Uint64(old[p+k:p+k+8]) ^ binary.LittleEndian.Uint64(q[k:k+8])
 			if x != 0 {
 				k += bits.TrailingZeros64(x) / 8
 				end = k
@@ -264,24 +267,22 @@ func (m *matcher) search(q []byte, lo, hi, llo, lhi int) (pos, n int, cut bool) 
 			}
 			k += 8
 		}
-		for k < end && s[k] == q[k] {
+		for k < end && old[p+k] == q[k] {
 			k++
 		}
-		if k == m.cap || k == len(q) {
-			llo, lo = k, mid
-			cut = true
-			break
+		if k == len(q) {
+			return p, k, true
 		}
-		if k == len(s) || s[k] < q[k] {
+		if p+k == len(old) || old[p+k] < q[k] {
 			lo, llo = mid, k
 		} else {
 			hi, lhi = mid, k
 		}
 	}
 	if llo >= lhi {
-		return int(sa[lo]), llo, cut
+		return int(sa[lo]), llo, false
 	}
-	return int(sa[hi]), lhi, cut
+	return int(sa[hi]), lhi, false
 }
 
 // diffOps computes the instructions that turn old into new.
