@@ -51,10 +51,10 @@ type matcher struct {
 	old []byte
 	sa  []int32
 	cap int
-	// bkt[k] is the first suffix-array index of the suffixes whose first
-	// two bytes are k (as a big-endian uint16) or more, so a search starts
-	// in its two-byte bucket: 16 fewer probes in a 64K-entry table.
-	bkt []int32
+	// bkt[k].start is the first suffix-array index of the suffixes whose
+	// first two bytes are k (as a big-endian uint16) or more, so a search
+	// starts in its two-byte bucket: 16 fewer probes in a 64K-entry table.
+	bkt []bucket
 	// key[j] holds the first 8 bytes (big-endian, zero-padded) of suffix
 	// sa[j*keyGap]. A search narrows its bucket over these sorted,
 	// contiguous keys before it reads old through sa, whose random
@@ -62,12 +62,23 @@ type matcher struct {
 	key []uint64
 }
 
+// bucket is an entry of matcher.bkt. Once filled (it is 0 until the first
+// query of the bucket), third has bit thirdBit(c) set for each byte c that
+// follows the bucket's two bytes somewhere in old: a clear bit proves that
+// a string starting with those two bytes and c matches at most two bytes,
+// which settles many of the parser's queries without a search.
+// Beside start, it costs no further cache miss.
+type bucket struct {
+	start int32
+	third uint32
+}
+
 // keyGap is the suffix-array stride of matcher.key: a byte of key per
 // byte of old.
 const keyGap = 8
 
 func newMatcher(old []byte, cap int) *matcher {
-	m := &matcher{old: old, sa: suffixArray(old), cap: cap, bkt: make([]int32, 1<<16+1)}
+	m := &matcher{old: old, sa: suffixArray(old), cap: cap, bkt: make([]bucket, 1<<16+1)}
 	m.key = make([]uint64, (len(m.sa)+keyGap-1)/keyGap)
 	for j := range m.key {
 		m.key[j] = prefix8(old[m.sa[j*keyGap]:])
@@ -80,7 +91,7 @@ func newMatcher(old []byte, cap int) *matcher {
 	next := 0 // the first bucket whose start is not known yet
 	fill := func(i, k int) {
 		for ; next <= k; next++ {
-			m.bkt[next] = int32(i)
+			m.bkt[next].start = int32(i)
 		}
 	}
 	// starts fills the starts in (lo, hi], whose ends' keys are klo < khi,
@@ -115,6 +126,64 @@ func newMatcher(old []byte, cap int) *matcher {
 	}
 	fill(len(m.sa), 1<<16)
 	return m
+}
+
+// thirdBit hashes a byte to a bit of bucket.third; a multiplication
+// keeps bytes that differ only in their high bits (0x00, 0x20, 0x40)
+// apart, as the low five bits would not.
+func thirdBit(c byte) uint32 {
+	return uint32(c) * 0x9e3779b1 >> 27
+}
+
+// fillThird fills bkt[key].third from the bucket's suffixes, sa[lo:hi],
+// on its first query: most buckets are never asked about, and reading
+// a bucket's suffixes in order costs fewer cache misses than a scan of old
+// writing all over bkt. A bucket whose only suffix is two bytes long stays
+// 0 and is scanned again, at the cost of one entry.
+func (m *matcher) fillThird(key, lo, hi int) uint32 {
+	if hi-lo > 24 {
+		// Large buckets set most bits anyway (24 measured best on the
+		// corpus), and they would cost the most to scan.
+		m.bkt[key].third = ^uint32(0)
+		return ^uint32(0)
+	}
+	var t uint32
+	for _, p := range m.sa[lo:hi] {
+		if int(p)+2 < len(m.old) {
+			t |= 1 << thirdBit(m.old[p+2])
+		}
+	}
+	m.bkt[key].third = t
+	return t
+}
+
+// short returns the length of the longest match of q in old, if the
+// tables prove it is at most 2 bytes without searching; the position is
+// left to longest.
+func (m *matcher) short(q []byte) (n int, ok bool) {
+	if len(q) < 3 {
+		return 0, false
+	}
+	key := int(q[0])<<8 | int(q[1])
+	b := m.bkt[key : key+2]
+	lo, hi := int(b[0].start), int(b[1].start)
+	if lo == hi {
+		// No suffix starts with q[:2]: the match is q[0] or nothing.
+		if c := int(q[0]) << 8; m.bkt[c].start < m.bkt[c+256].start {
+			return 1, true
+		}
+		return 0, true
+	}
+	// The bucket holds suffixes that start with q[:2], except that old's
+	// last byte alone, zero-padded, sits in the bucket of that byte and 0.
+	t := b[0].third
+	if t == 0 {
+		t = m.fillThird(key, lo, hi)
+	}
+	if t&(1<<thirdBit(q[2])) == 0 && key != int(m.old[len(m.old)-1])<<8 {
+		return 2, true
+	}
+	return 0, false
 }
 
 // key2 returns the bucket of the suffix at p: its first two bytes as a
@@ -176,7 +245,7 @@ func (m *matcher) longest(q []byte) (pos, n int) {
 	lo, hi := 0, len(m.sa)-1
 	if len(q) >= 2 {
 		key := int(q[0])<<8 | int(q[1])
-		if b, e := int(m.bkt[key]), int(m.bkt[key+1]); b < e {
+		if b, e := int(m.bkt[key].start), int(m.bkt[key+1].start); b < e {
 			lo, hi = b, e-1
 		}
 	}
@@ -313,12 +382,19 @@ func diffOps(old, new []byte, tu tuning) []op {
 
 	scan, n, lastScan, lastPos, lastOff := 0, 0, 0, 0, 0
 	pos := 0
+	at := -1 // where short settled n and left pos to longest
 	for scan < len(new) {
 		oldScore := 0
 		scsc := scan + n
 		scan = scsc
 		for ; scan < len(new); scan++ {
-			pos, n = m.longest(new[scan:])
+			var ok bool
+			if n, ok = m.short(new[scan:]); ok {
+				at = scan
+			} else {
+				pos, n = m.longest(new[scan:])
+				at = -1
+			}
 			if scsc < scan+n {
 				oldScore += countEqual(old, scsc+lastOff, new[scsc:scan+n])
 				scsc = scan + n
@@ -338,6 +414,10 @@ func diffOps(old, new []byte, tu tuning) []op {
 		}
 		if n == oldScore && scan != len(new) {
 			continue
+		}
+		if at >= 0 {
+			pos, _ = m.longest(new[at:])
+			at = -1
 		}
 		// Extend the previous alignment forward.
 		lenf := extendForward(old[lastPos:], new[lastScan:scan], a, b)
