@@ -41,7 +41,7 @@ type result struct {
 func main() {
 	corpus := flag.String("corpus", "", "corpus directory (default: find shared/corpus above the working directory)")
 	big := flag.Bool("big", true, "also run the random 16 MiB and 64 MiB round trips")
-	flag.IntVar(&runs, "runs", 3, "diff CPU times (ours, bsdiff, ota start-up) are the least of this many runs")
+	flag.IntVar(&runs, "runs", 5, "diff CPU times (ours, bsdiff, ota start-up) are the least of this many runs")
 	flag.Parse()
 	runs = max(runs, 1)
 	if *corpus == "" {
