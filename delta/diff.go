@@ -528,35 +528,14 @@ func splitOverlap(x1, y1, x2, y2 []byte) int {
 
 // extendForward returns the length i of the common-start stretch of x and
 // y that first maximises a*matches - b*mismatches over x[:i] (0 if no
-// length scores above 0). Eight bytes go at a time: a word whose matches
-// cannot lift the score above the best so far needs no byte-wise scan.
+// length scores above 0), eight bytes at a time.
 func extendForward(x, y []byte, a, b int) int {
 	l := min(len(x), len(y))
 	s, best, n := 0, 0, 0 // s is the score of x[:i]
 	i := 0
 	for ; i+8 <= l; i += 8 {
 		d := binary.LittleEndian.Uint64(x[i:]) ^ binary.LittleEndian.Uint64(y[i:])
-		k := bits.OnesCount64(eqBytes(d))
-		if s+a*k <= best {
-			s += a*k - b*(8-k)
-			continue
-		}
-		if d == 0 { // the score rises at each byte
-			s += 8 * a
-			best, n = s, i+8
-			continue
-		}
-		for j := range 8 {
-			if d&0xff == 0 {
-				s += a
-			} else {
-				s -= b
-			}
-			d >>= 8
-			if s > best {
-				best, n = s, i+j+1
-			}
-		}
+		s, best, n = scoreWord(d, i, s, best, n, a, b)
 	}
 	for ; i < l; i++ {
 		if x[i] == y[i] {
@@ -571,6 +550,33 @@ func extendForward(x, y []byte, a, b int) int {
 	return n
 }
 
+// scoreWord adds to an extension's score s (best so far: best, at length
+// n) the eight bytes after its first i, whose XOR is d in scan order from
+// the low byte, so a zero byte is a match. A word whose matches cannot
+// lift the score above best needs no byte-wise scan.
+func scoreWord(d uint64, i, s, best, n, a, b int) (int, int, int) {
+	k := bits.OnesCount64(eqBytes(d))
+	if s+a*k <= best {
+		return s + a*k - b*(8-k), best, n
+	}
+	if d == 0 { // the score rises at each byte
+		s += 8 * a
+		return s, s, i + 8
+	}
+	for j := range 8 {
+		if d&0xff == 0 {
+			s += a
+		} else {
+			s -= b
+		}
+		d >>= 8
+		if s > best {
+			best, n = s, i+j+1
+		}
+	}
+	return s, best, n
+}
+
 // extendBackward is extendForward over the ends of x and y, read backwards.
 func extendBackward(x, y []byte, a, b int) int {
 	l := min(len(x), len(y))
@@ -580,27 +586,7 @@ func extendBackward(x, y []byte, a, b int) int {
 	for ; i+8 <= l; i += 8 {
 		// Big-endian: the last byte lands lowest, so d goes in scan order.
 		d := binary.BigEndian.Uint64(x[l-i-8:]) ^ binary.BigEndian.Uint64(y[l-i-8:])
-		k := bits.OnesCount64(eqBytes(d))
-		if s+a*k <= best {
-			s += a*k - b*(8-k)
-			continue
-		}
-		if d == 0 { // the score rises at each byte
-			s += 8 * a
-			best, n = s, i+8
-			continue
-		}
-		for j := range 8 {
-			if d&0xff == 0 {
-				s += a
-			} else {
-				s -= b
-			}
-			d >>= 8
-			if s > best {
-				best, n = s, i+j+1
-			}
-		}
+		s, best, n = scoreWord(d, i, s, best, n, a, b)
 	}
 	for ; i < l; i++ {
 		if x[l-1-i] == y[l-1-i] {
